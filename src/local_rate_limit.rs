@@ -1,0 +1,658 @@
+//! Envoy's local rate limit filter: token buckets per route per replica.
+//!
+//! Follows Envoy 1.40 (`local_ratelimit_impl.cc` and
+//! `token_bucket_impl.cc`): buckets start full and refill continuously at
+//! `tokens_per_fill / fill_interval`; every bucket a request matches is
+//! debited strictest first (lowest fill rate) with no refund when a later
+//! one rejects; the route's default bucket is used only when no descriptor
+//! matched (unless `always_consume_default_token_bucket`); wildcard
+//! descriptors give each distinct value its own bucket, kept in an LRU of
+//! `max_dynamic_descriptors` entries. The timer-driven refill of Envoy up to
+//! 1.31 is available as [`RefillModel::Timer`].
+//!
+//! Which requests reach the filter, and what a rejection looks like to the
+//! client, is decided by the proxy.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::descriptor::{self, Descriptor, RequestAttrs};
+use crate::gateway::{LocalDescriptor, LocalRateLimit, TokenBucketSpec};
+use crate::time::SimTime;
+
+/// How buckets regain tokens.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RefillModel {
+    /// Envoy 1.32 and later: tokens accrue continuously, in fractions.
+    #[default]
+    Continuous,
+    /// Envoy 1.31 and earlier: `tokens_per_fill` whole tokens are added on
+    /// every `fill_interval` tick, ticks counted from when the limiter was
+    /// created.
+    Timer,
+}
+
+/// The slowest refill Envoy allows: one token per 365-day year.
+const MIN_FILL_RATE_PER_S: f64 = 1.0 / 31_536_000.0;
+
+/// One token bucket.
+#[derive(Clone, Debug)]
+pub struct TokenBucket {
+    max_tokens: f64,
+    /// Tokens per second.
+    fill_rate: f64,
+    state: BucketState,
+}
+
+#[derive(Clone, Debug)]
+enum BucketState {
+    /// Envoy's atomic bucket stores one instant: tokens available at `now`
+    /// are `min(max, (now - time_in_seconds) * rate)`.
+    Continuous { time_in_seconds: f64 },
+    Timer {
+        tokens: f64,
+        tokens_per_fill: f64,
+        fill_interval_ns: u64,
+        /// Tick count already applied (ticks at multiples of the interval).
+        ticks_applied: u64,
+    },
+}
+
+impl TokenBucket {
+    /// A full bucket created at `now`.
+    pub fn new(spec: &TokenBucketSpec, model: RefillModel, now: SimTime) -> TokenBucket {
+        let max_tokens = f64::from(spec.max_tokens);
+        let interval_s = spec.fill_interval.as_secs_f64();
+        let rate = if interval_s > 0.0 {
+            f64::from(spec.tokens_per_fill) / interval_s
+        } else {
+            f64::INFINITY
+        };
+        let fill_rate = rate.max(MIN_FILL_RATE_PER_S);
+        let state = match model {
+            RefillModel::Continuous => BucketState::Continuous {
+                time_in_seconds: now.as_secs_f64() - max_tokens / fill_rate,
+            },
+            RefillModel::Timer => BucketState::Timer {
+                tokens: max_tokens,
+                tokens_per_fill: f64::from(spec.tokens_per_fill),
+                fill_interval_ns: spec.fill_interval.as_nanos().max(1),
+                ticks_applied: now.as_nanos() / spec.fill_interval.as_nanos().max(1),
+            },
+        };
+        TokenBucket {
+            max_tokens,
+            fill_rate,
+            state,
+        }
+    }
+
+    /// Tokens per second this bucket refills at.
+    pub fn fill_rate(&self) -> f64 {
+        self.fill_rate
+    }
+
+    pub fn max_tokens(&self) -> f64 {
+        self.max_tokens
+    }
+
+    /// Tokens available at `now`.
+    pub fn available(&mut self, now: SimTime) -> f64 {
+        match &mut self.state {
+            BucketState::Continuous { time_in_seconds } => {
+                let elapsed = now.as_secs_f64() - *time_in_seconds;
+                (elapsed * self.fill_rate).min(self.max_tokens)
+            }
+            BucketState::Timer {
+                tokens,
+                tokens_per_fill,
+                fill_interval_ns,
+                ticks_applied,
+            } => {
+                let ticks = now.as_nanos() / *fill_interval_ns;
+                if ticks > *ticks_applied {
+                    let added = (ticks - *ticks_applied) as f64 * *tokens_per_fill;
+                    *tokens = (*tokens + added).min(self.max_tokens);
+                    *ticks_applied = ticks;
+                }
+                *tokens
+            }
+        }
+    }
+
+    /// Takes `cost` tokens if that many are available; otherwise changes
+    /// nothing and returns false.
+    pub fn consume(&mut self, cost: f64, now: SimTime) -> bool {
+        let available = self.available(now);
+        if available < cost {
+            return false;
+        }
+        match &mut self.state {
+            BucketState::Continuous { time_in_seconds } => {
+                *time_in_seconds = now.as_secs_f64() - (available - cost) / self.fill_rate;
+            }
+            BucketState::Timer { tokens, .. } => *tokens -= cost,
+        }
+        true
+    }
+}
+
+/// The outcome of one request at the local rate limit filter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    Allowed,
+    /// Rejected; the client gets the filter's status (429 by default).
+    Limited,
+    /// A shadow-mode bucket was empty: counted as limited, but allowed.
+    ShadowLimited,
+}
+
+/// Per-value buckets of one wildcard descriptor, least recently used
+/// evicted first.
+#[derive(Debug, Default)]
+struct DynamicBuckets {
+    buckets: HashMap<Vec<String>, (TokenBucket, u64)>,
+    /// Last-use stamp to key, so the least recently used is the first entry.
+    order: BTreeMap<u64, Vec<String>>,
+    next_stamp: u64,
+    evictions: u64,
+}
+
+impl DynamicBuckets {
+    fn get_or_insert(
+        &mut self,
+        key: Vec<String>,
+        spec: &TokenBucketSpec,
+        capacity: usize,
+        model: RefillModel,
+        now: SimTime,
+    ) -> &mut TokenBucket {
+        let stamp = self.next_stamp;
+        self.next_stamp += 1;
+        if let Some((_, old_stamp)) = self.buckets.get(&key) {
+            self.order.remove(old_stamp);
+        } else {
+            if self.buckets.len() >= capacity.max(1)
+                && let Some((_, evicted)) = self.order.pop_first()
+            {
+                self.buckets.remove(&evicted);
+                self.evictions += 1;
+            }
+            self.buckets
+                .insert(key.clone(), (TokenBucket::new(spec, model, now), stamp));
+        }
+        self.order.insert(stamp, key.clone());
+        let entry = self
+            .buckets
+            .get_mut(&key)
+            .expect("the key was inserted or found above");
+        entry.1 = stamp;
+        &mut entry.0
+    }
+}
+
+enum DescriptorBuckets {
+    Fixed(TokenBucket),
+    Dynamic(DynamicBuckets),
+}
+
+/// The runtime state of one route's local rate limit in one replica.
+pub struct LocalLimiter {
+    config: LocalRateLimit,
+    model: RefillModel,
+    default_bucket: TokenBucket,
+    buckets: Vec<DescriptorBuckets>,
+}
+
+/// Which bucket a request descriptor resolved to.
+#[derive(Clone, Copy)]
+struct Matched {
+    descriptor: usize,
+    fill_rate: f64,
+}
+
+impl LocalLimiter {
+    pub fn new(config: &LocalRateLimit, model: RefillModel, now: SimTime) -> LocalLimiter {
+        let buckets = config
+            .descriptors
+            .iter()
+            .map(|descriptor| {
+                if is_wildcard(descriptor) {
+                    DescriptorBuckets::Dynamic(DynamicBuckets::default())
+                } else {
+                    DescriptorBuckets::Fixed(TokenBucket::new(&descriptor.bucket, model, now))
+                }
+            })
+            .collect();
+        LocalLimiter {
+            default_bucket: TokenBucket::new(&config.default_bucket, model, now),
+            config: config.clone(),
+            model,
+            buckets,
+        }
+    }
+
+    /// Per-value buckets evicted from the LRU so far.
+    pub fn evictions(&self) -> u64 {
+        self.buckets
+            .iter()
+            .map(|b| match b {
+                DescriptorBuckets::Dynamic(dynamic) => dynamic.evictions,
+                DescriptorBuckets::Fixed(_) => 0,
+            })
+            .sum()
+    }
+
+    /// Decides one request, debiting the buckets it matches.
+    pub fn check(&mut self, request: &RequestAttrs<'_>, now: SimTime) -> Decision {
+        let descriptors = descriptor::build_all(&self.config.rate_limits, request);
+        self.check_descriptors(&descriptors, now)
+    }
+
+    /// Decides one request given its descriptors.
+    pub fn check_descriptors(&mut self, descriptors: &[Descriptor], now: SimTime) -> Decision {
+        let mut matched: Vec<(Matched, Option<Vec<String>>)> = Vec::new();
+        for request_descriptor in descriptors {
+            if let Some(found) = self.find(request_descriptor) {
+                matched.push(found);
+            }
+        }
+        // Strictest first; the sort is stable, so equal rates keep the
+        // order of `rate_limits`.
+        matched.sort_by(|a, b| a.0.fill_rate.total_cmp(&b.0.fill_rate));
+
+        let mut shadow_limited = false;
+        for (hit, dynamic_key) in &matched {
+            let shadow = self.config.descriptors[hit.descriptor].shadow_mode;
+            let allowed = self.consume_descriptor(hit.descriptor, dynamic_key.clone(), now);
+            if !allowed {
+                if shadow {
+                    shadow_limited = true;
+                    continue;
+                }
+                return Decision::Limited;
+            }
+        }
+        if (matched.is_empty() || self.config.always_consume_default_token_bucket)
+            && !self.default_bucket.consume(1.0, now)
+        {
+            return Decision::Limited;
+        }
+        if shadow_limited {
+            Decision::ShadowLimited
+        } else {
+            Decision::Allowed
+        }
+    }
+
+    /// Finds the configured descriptor a request descriptor matches: an
+    /// exact match first, then a wildcard template.
+    fn find(&self, request_descriptor: &Descriptor) -> Option<(Matched, Option<Vec<String>>)> {
+        let exact = self.config.descriptors.iter().position(|configured| {
+            configured.entries.len() == request_descriptor.len()
+                && configured
+                    .entries
+                    .iter()
+                    .zip(request_descriptor)
+                    .all(|(c, (key, value))| c.key == *key && c.value.as_deref() == Some(value))
+        });
+        if let Some(index) = exact {
+            let matched = Matched {
+                descriptor: index,
+                fill_rate: self.rate_of(index),
+            };
+            return Some((matched, None));
+        }
+        let wildcard = self.config.descriptors.iter().position(|configured| {
+            is_wildcard(configured)
+                && configured.entries.len() == request_descriptor.len()
+                && configured
+                    .entries
+                    .iter()
+                    .zip(request_descriptor)
+                    .all(|(c, (key, value))| {
+                        c.key == *key && c.value.as_ref().is_none_or(|v| v == value)
+                    })
+        })?;
+        let values = request_descriptor.iter().map(|(_, v)| v.clone()).collect();
+        let matched = Matched {
+            descriptor: wildcard,
+            fill_rate: self.rate_of(wildcard),
+        };
+        Some((matched, Some(values)))
+    }
+
+    fn rate_of(&self, index: usize) -> f64 {
+        let spec = &self.config.descriptors[index].bucket;
+        let interval = spec.fill_interval.as_secs_f64();
+        if interval > 0.0 {
+            (f64::from(spec.tokens_per_fill) / interval).max(MIN_FILL_RATE_PER_S)
+        } else {
+            f64::INFINITY
+        }
+    }
+
+    fn consume_descriptor(&mut self, index: usize, key: Option<Vec<String>>, now: SimTime) -> bool {
+        let spec = self.config.descriptors[index].bucket;
+        let capacity = self.config.max_dynamic_descriptors;
+        let model = self.model;
+        match (&mut self.buckets[index], key) {
+            (DescriptorBuckets::Fixed(bucket), _) => bucket.consume(1.0, now),
+            (DescriptorBuckets::Dynamic(dynamic), Some(key)) => dynamic
+                .get_or_insert(key, &spec, capacity, model, now)
+                .consume(1.0, now),
+            (DescriptorBuckets::Dynamic(_), None) => true,
+        }
+    }
+}
+
+fn is_wildcard(descriptor: &LocalDescriptor) -> bool {
+    descriptor.entries.iter().any(|entry| entry.value.is_none())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gateway::{
+        DescriptorEntry, HeaderMatcher, RateLimitAction, RateLimitActions, StringMatch,
+    };
+    use crate::time::SimDuration;
+
+    fn spec(max: u32, per_fill: u32, interval_ms: u64) -> TokenBucketSpec {
+        TokenBucketSpec {
+            max_tokens: max,
+            tokens_per_fill: per_fill,
+            fill_interval: SimDuration::from_millis(interval_ms),
+        }
+    }
+
+    fn at_ms(ms: u64) -> SimTime {
+        SimTime::from_nanos(ms * 1_000_000)
+    }
+
+    #[test]
+    fn bucket_starts_full_and_refills_continuously() {
+        // 5 per minute: five at once, then one every 12 s.
+        let mut bucket = TokenBucket::new(&spec(5, 5, 60_000), RefillModel::Continuous, at_ms(0));
+        for _ in 0..5 {
+            assert!(bucket.consume(1.0, at_ms(0)));
+        }
+        assert!(!bucket.consume(1.0, at_ms(0)));
+        assert!(!bucket.consume(1.0, at_ms(11_999)));
+        assert!(bucket.consume(1.0, at_ms(12_500)));
+        assert!(!bucket.consume(1.0, at_ms(12_500)));
+    }
+
+    #[test]
+    fn bucket_matches_envoy_vectors() {
+        // max 10, 1 per second: the all-or-nothing and fractional cases.
+        let mut bucket = TokenBucket::new(&spec(10, 1, 1_000), RefillModel::Continuous, at_ms(0));
+        assert!(!bucket.consume(20.0, at_ms(0)));
+        assert!(bucket.consume(9.0, at_ms(0)));
+        assert!(bucket.consume(1.0, at_ms(0)));
+        assert!(!bucket.consume(1.0, at_ms(999)));
+        assert!(!bucket.consume(6.0, at_ms(5_999)));
+        assert!(bucket.consume(6.0, at_ms(6_000)));
+        assert!(!bucket.consume(1.0, at_ms(6_000)));
+        // max 3 at 1 per second: capped after a long idle time.
+        let mut capped = TokenBucket::new(&spec(3, 1, 1_000), RefillModel::Continuous, at_ms(0));
+        assert!(capped.consume(3.0, at_ms(0)));
+        assert!(!capped.consume(4.0, at_ms(10_000)));
+        assert!(capped.consume(3.0, at_ms(10_000)));
+    }
+
+    #[test]
+    fn fill_rate_has_a_floor_of_one_per_year() {
+        let two_years = TokenBucketSpec {
+            max_tokens: 1,
+            tokens_per_fill: 1,
+            fill_interval: SimDuration::from_secs(2 * 31_536_000),
+        };
+        let mut bucket = TokenBucket::new(&two_years, RefillModel::Continuous, SimTime::ZERO);
+        assert!(bucket.consume(1.0, SimTime::ZERO));
+        let almost = SimTime::from_nanos((31_536_000 - 1) * 1_000_000_000);
+        assert!(!bucket.consume(1.0, almost));
+        let year = SimTime::from_nanos(31_536_000 * 1_000_000_000);
+        assert!(bucket.consume(1.0, year));
+    }
+
+    #[test]
+    fn timer_model_refills_in_whole_intervals() {
+        let mut bucket = TokenBucket::new(&spec(5, 5, 60_000), RefillModel::Timer, at_ms(0));
+        for _ in 0..5 {
+            assert!(bucket.consume(1.0, at_ms(0)));
+        }
+        assert!(!bucket.consume(1.0, at_ms(12_500)));
+        assert!(!bucket.consume(1.0, at_ms(59_999)));
+        for _ in 0..5 {
+            assert!(bucket.consume(1.0, at_ms(60_000)));
+        }
+        assert!(!bucket.consume(1.0, at_ms(60_000)));
+    }
+
+    fn header_entry(key: &str) -> RateLimitActions {
+        RateLimitActions {
+            actions: vec![RateLimitAction::RequestHeaders {
+                header_name: "x-user-id".into(),
+                descriptor_key: key.into(),
+            }],
+            hits_addend: None,
+            apply_on_stream_done: false,
+        }
+    }
+
+    fn per_user(limit: u32, lru: usize) -> LocalRateLimit {
+        LocalRateLimit {
+            default_bucket: TokenBucketSpec {
+                max_tokens: u32::MAX,
+                tokens_per_fill: u32::MAX,
+                fill_interval: SimDuration::from_secs(1),
+            },
+            descriptors: vec![LocalDescriptor {
+                entries: vec![DescriptorEntry {
+                    key: "rule-0-match-0".into(),
+                    value: None,
+                }],
+                bucket: spec(limit, limit, 60_000),
+                shadow_mode: false,
+            }],
+            rate_limits: vec![header_entry("rule-0-match-0")],
+            always_consume_default_token_bucket: false,
+            max_dynamic_descriptors: lru,
+            status: 429,
+        }
+    }
+
+    fn user_descriptor(user: &str) -> Vec<Descriptor> {
+        vec![vec![("rule-0-match-0".to_string(), user.to_string())]]
+    }
+
+    #[test]
+    fn distinct_users_get_their_own_buckets() {
+        let mut limiter =
+            LocalLimiter::new(&per_user(3, 20), RefillModel::Continuous, SimTime::ZERO);
+        for user in ["alice", "bob"] {
+            let outcomes: Vec<Decision> = (0..5)
+                .map(|_| limiter.check_descriptors(&user_descriptor(user), SimTime::ZERO))
+                .collect();
+            assert_eq!(
+                outcomes,
+                [
+                    Decision::Allowed,
+                    Decision::Allowed,
+                    Decision::Allowed,
+                    Decision::Limited,
+                    Decision::Limited
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn lru_evicts_after_twenty_other_values() {
+        // Measured on Envoy 1.40: 19 other users keep u0's bucket, 20 evict it.
+        for (others, expected_second) in [(19, Decision::Limited), (20, Decision::Allowed)] {
+            let mut limiter =
+                LocalLimiter::new(&per_user(2, 20), RefillModel::Continuous, SimTime::ZERO);
+            let now = SimTime::ZERO;
+            assert_eq!(
+                limiter.check_descriptors(&user_descriptor("u0"), now),
+                Decision::Allowed
+            );
+            assert_eq!(
+                limiter.check_descriptors(&user_descriptor("u0"), now),
+                Decision::Allowed
+            );
+            for other in 0..others {
+                limiter.check_descriptors(&user_descriptor(&format!("other{other}")), now);
+            }
+            assert_eq!(
+                limiter.check_descriptors(&user_descriptor("u0"), now),
+                expected_second
+            );
+        }
+    }
+
+    #[test]
+    fn unmatched_requests_use_the_default_bucket() {
+        let mut config = per_user(3, 20);
+        config.default_bucket = spec(2, 2, 60_000);
+        let mut limiter = LocalLimiter::new(&config, RefillModel::Continuous, SimTime::ZERO);
+        let none: Vec<Descriptor> = Vec::new();
+        assert_eq!(
+            limiter.check_descriptors(&none, SimTime::ZERO),
+            Decision::Allowed
+        );
+        assert_eq!(
+            limiter.check_descriptors(&none, SimTime::ZERO),
+            Decision::Allowed
+        );
+        assert_eq!(
+            limiter.check_descriptors(&none, SimTime::ZERO),
+            Decision::Limited
+        );
+        // A matched request does not touch the default bucket.
+        assert_eq!(
+            limiter.check_descriptors(&user_descriptor("alice"), SimTime::ZERO),
+            Decision::Allowed
+        );
+    }
+
+    #[test]
+    fn always_consume_default_charges_matched_requests_too() {
+        let mut config = per_user(100, 20);
+        config.default_bucket = spec(10, 10, 60_000);
+        config.always_consume_default_token_bucket = true;
+        let mut limiter = LocalLimiter::new(&config, RefillModel::Continuous, SimTime::ZERO);
+        let none: Vec<Descriptor> = Vec::new();
+        for _ in 0..10 {
+            assert_eq!(
+                limiter.check_descriptors(&none, SimTime::ZERO),
+                Decision::Allowed
+            );
+        }
+        assert_eq!(
+            limiter.check_descriptors(&user_descriptor("dave"), SimTime::ZERO),
+            Decision::Limited
+        );
+    }
+
+    #[test]
+    fn strictest_bucket_is_checked_first_without_refund() {
+        // D2 = {hello=world, foo=bar} 1/s; D1 = {foo2=bar2} 2/s.
+        let config = LocalRateLimit {
+            default_bucket: spec(3, 3, 50),
+            descriptors: vec![
+                LocalDescriptor {
+                    entries: vec![
+                        DescriptorEntry {
+                            key: "hello".into(),
+                            value: Some("world".into()),
+                        },
+                        DescriptorEntry {
+                            key: "foo".into(),
+                            value: Some("bar".into()),
+                        },
+                    ],
+                    bucket: spec(1, 1, 1_000),
+                    shadow_mode: false,
+                },
+                LocalDescriptor {
+                    entries: vec![DescriptorEntry {
+                        key: "foo2".into(),
+                        value: Some("bar2".into()),
+                    }],
+                    bucket: spec(2, 2, 1_000),
+                    shadow_mode: false,
+                },
+            ],
+            rate_limits: Vec::new(),
+            always_consume_default_token_bucket: false,
+            max_dynamic_descriptors: 20,
+            status: 429,
+        };
+        let mut limiter = LocalLimiter::new(&config, RefillModel::Continuous, SimTime::ZERO);
+        let d2 = vec![
+            ("hello".to_string(), "world".to_string()),
+            ("foo".to_string(), "bar".to_string()),
+        ];
+        let d1 = vec![("foo2".to_string(), "bar2".to_string())];
+        let both = vec![d1.clone(), d2.clone()];
+        let now = SimTime::ZERO;
+        assert_eq!(limiter.check_descriptors(&both, now), Decision::Allowed);
+        // D2 rejects first, so D1 keeps its remaining token.
+        assert_eq!(limiter.check_descriptors(&both, now), Decision::Limited);
+        assert_eq!(
+            limiter.check_descriptors(&[d1.clone()], now),
+            Decision::Allowed
+        );
+        assert_eq!(limiter.check_descriptors(&[d1], now), Decision::Limited);
+    }
+
+    #[test]
+    fn shadow_mode_counts_but_allows() {
+        let mut config = per_user(1, 20);
+        config.descriptors[0].shadow_mode = true;
+        let mut limiter = LocalLimiter::new(&config, RefillModel::Continuous, SimTime::ZERO);
+        let alice = user_descriptor("alice");
+        assert_eq!(
+            limiter.check_descriptors(&alice, SimTime::ZERO),
+            Decision::Allowed
+        );
+        assert_eq!(
+            limiter.check_descriptors(&alice, SimTime::ZERO),
+            Decision::ShadowLimited
+        );
+    }
+
+    #[test]
+    fn check_builds_descriptors_from_headers() {
+        let mut config = per_user(1, 20);
+        config.rate_limits = vec![RateLimitActions {
+            actions: vec![RateLimitAction::HeaderValueMatch {
+                descriptor_key: "rule-0-match-0".into(),
+                descriptor_value: "rule-0-match-0".into(),
+                expect_match: true,
+                headers: vec![HeaderMatcher {
+                    name: "x-user-id".into(),
+                    matcher: StringMatch::Exact("*".into()),
+                    invert: false,
+                }],
+            }],
+            hits_addend: None,
+            apply_on_stream_done: false,
+        }];
+        config.descriptors[0].entries[0].value = Some("rule-0-match-0".into());
+        let mut limiter = LocalLimiter::new(&config, RefillModel::Continuous, SimTime::ZERO);
+        let headers = [("x-user-id".to_string(), "alice".to_string())];
+        let request = RequestAttrs {
+            host: "h",
+            path: "/",
+            method: "GET",
+            headers: &headers,
+            source_ip: "10.0.0.1".parse().unwrap(),
+        };
+        for _ in 0..5 {
+            assert_eq!(limiter.check(&request, SimTime::ZERO), Decision::Allowed);
+        }
+    }
+}
