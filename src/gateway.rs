@@ -32,6 +32,11 @@ pub struct Route {
     /// `namespace/name` of the HTTPRoute this route came from.
     pub http_route: String,
     pub rule_index: usize,
+    /// Envoy Gateway's listener name, `<gateway-namespace>/<gateway>/<listener>`;
+    /// also the domain of the route's non-shared global rate limits.
+    pub listener: String,
+    /// The listener's port.
+    pub port: u16,
     /// Host names this route answers (lowercase); empty means any host.
     /// A leading `*.` is a wildcard for one or more labels.
     pub hostnames: Vec<String>,
@@ -44,7 +49,12 @@ pub struct Route {
     /// `namespace/name` of the BackendTrafficPolicy whose features apply.
     pub policy: Option<String>,
     pub local_rate_limit: Option<LocalRateLimit>,
+    /// Global limits in the listener's domain (rules without `shared`).
     pub global_rate_limit: Option<GlobalRateLimit>,
+    /// Global limits of `shared: true` rules, one entry per policy domain
+    /// (`<policy-namespace>/<policy>`); their counters are shared by every
+    /// route the policy applies to.
+    pub shared_global_rate_limits: Vec<GlobalRateLimit>,
     pub retry: Option<RetryPolicy>,
     pub timeouts: RouteTimeouts,
     pub fault: Option<FaultInjection>,
@@ -207,7 +217,10 @@ pub enum HitsAddend {
     Number(u64),
     /// Taken from dynamic metadata at run time; the simulation reads it
     /// from the response's token count when the key names tokens.
-    Metadata { namespace: String, key: String },
+    Metadata {
+        namespace: String,
+        key: String,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -267,12 +280,20 @@ impl Cidr {
         match (self.address, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
                 let bits = u32::from(self.prefix_len.min(32));
-                let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+                let mask = if bits == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - bits)
+                };
                 (u32::from(net) & mask) == (u32::from(ip) & mask)
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
                 let bits = u32::from(self.prefix_len.min(128));
-                let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+                let mask = if bits == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - bits)
+                };
                 (u128::from(net) & mask) == (u128::from(ip) & mask)
             }
             _ => false,
@@ -414,11 +435,16 @@ pub struct RetryBudget {
 pub enum LoadBalancer {
     /// Two random choices, the one with fewer active requests (Envoy
     /// Gateway's default).
-    LeastRequest { choice_count: u32 },
+    LeastRequest {
+        choice_count: u32,
+    },
     RoundRobin,
     Random,
     /// Maglev over a hash of the source IP or of header values.
-    ConsistentHash { hash_on: HashOn, table_size: u64 },
+    ConsistentHash {
+        hash_on: HashOn,
+        table_size: u64,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -519,7 +545,30 @@ pub struct PolicyStatus {
     pub applies_to: Vec<String>,
     /// Less specific policies this one displaces for some routes.
     pub overrides: Vec<String>,
+    /// More specific policies that displace this one for some routes.
+    pub overridden_by: Vec<String>,
     pub warnings: Vec<String>,
+    /// The conditions Envoy Gateway reports, per ancestor (Gateway or
+    /// listener), as in the policy's `status.ancestors`.
+    pub ancestors: Vec<AncestorStatus>,
+}
+
+/// The status conditions of a policy for one ancestor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AncestorStatus {
+    /// `<namespace>/<gateway>` or `<namespace>/<gateway>/<listener>`.
+    pub ancestor: String,
+    pub conditions: Vec<PolicyCondition>,
+}
+
+/// One Kubernetes status condition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyCondition {
+    /// `Accepted`, `Overridden`, `Merged` or `Warning`.
+    pub kind: String,
+    pub status: bool,
+    pub reason: String,
+    pub message: String,
 }
 
 #[cfg(test)]

@@ -1,11 +1,21 @@
 //! trafficsim: a deterministic discrete-event simulator of traffic through
 //! Envoy Gateway. See ARCHITECTURE.md for the map of modules.
 
+pub mod chart;
+pub mod circuit_breaker;
+pub mod conn_pool;
 pub mod descriptor;
 pub mod dist;
 pub mod engine;
 pub mod gateway;
+pub mod load_balancer;
 pub mod local_rate_limit;
+pub mod manifest;
+pub mod metrics;
+pub mod report;
+pub mod retry;
 pub mod rng;
+pub mod scenario;
+pub mod sim;
 pub mod time;
 pub mod yaml;

@@ -1,1 +1,83 @@
-fn main() {}
+//! The `trafficsim` command line: parses arguments, calls the library and
+//! maps outcomes to exit codes (0 ok, 1 a check failed, 2 bad input).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use trafficsim::{report, scenario, sim};
+
+#[derive(Parser)]
+#[command(
+    name = "trafficsim",
+    version,
+    about = "Simulate traffic through Envoy Gateway: rate limits, circuit breakers, retries and spend"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a scenario and write its summary, time series and charts.
+    Run {
+        /// Scenario file (YAML).
+        scenario: PathBuf,
+        /// Output folder; defaults to outputs/<scenario name>.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Random seed (an unsigned integer); overrides the scenario's `seed`.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Print nothing on success.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run {
+            scenario,
+            out,
+            seed,
+            quiet,
+        } => run(&scenario, out, seed, quiet),
+    }
+}
+
+fn run(path: &std::path::Path, out: Option<PathBuf>, seed: Option<u64>, quiet: bool) -> ExitCode {
+    let scenario = match scenario::load(path) {
+        Ok(scenario) => scenario,
+        Err(diagnostics) => {
+            eprintln!(
+                "trafficsim: error: {} has {} problem{}:",
+                path.display(),
+                diagnostics.len(),
+                if diagnostics.len() == 1 { "" } else { "s" }
+            );
+            eprintln!("{diagnostics}");
+            return ExitCode::from(2);
+        }
+    };
+    let seed = seed.unwrap_or(scenario.seed);
+    let output = sim::run(&scenario, seed);
+    for note in &output.notes {
+        eprintln!("trafficsim: note: {note}");
+    }
+    if let Some(truncation) = &output.truncated {
+        eprintln!("trafficsim: warning: {truncation}");
+    }
+    let dir = out.unwrap_or_else(|| PathBuf::from("outputs").join(&scenario.name));
+    if let Err(error) = report::write_run(&dir, &scenario, &output, env!("CARGO_PKG_VERSION")) {
+        eprintln!("trafficsim: error: {error}");
+        return ExitCode::from(2);
+    }
+    if !quiet {
+        print!("{}", report::human_summary(&scenario, &output, &dir));
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,351 @@
+//! What a run measures: outcomes and latency per client, spend, and a time
+//! series per bucket of simulated time.
+//!
+//! Latency percentiles come from HDR histograms (microsecond resolution,
+//! three significant figures for the whole run, two per time bucket), so
+//! memory does not grow with the number of requests. Buckets are closed as
+//! simulated time passes them and kept as compact rows.
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+
+use crate::time::{SimDuration, SimTime};
+
+/// Largest latency recorded exactly: one hour, in microseconds; longer
+/// latencies are recorded as one hour.
+const MAX_LATENCY_US: u64 = 3_600_000_000;
+
+fn new_histogram(significant_figures: u8) -> Histogram<u64> {
+    // The bounds are constants that hdrhistogram accepts, so this cannot fail.
+    Histogram::new_with_bounds(1, MAX_LATENCY_US, significant_figures)
+        .expect("constant histogram bounds are valid")
+}
+
+/// Latency percentiles in milliseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct LatencySummary {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+    pub mean: f64,
+}
+
+impl LatencySummary {
+    pub fn from_histogram(histogram: &Histogram<u64>) -> LatencySummary {
+        if histogram.is_empty() {
+            return LatencySummary::default();
+        }
+        let ms = |us: u64| us as f64 / 1000.0;
+        LatencySummary {
+            p50: ms(histogram.value_at_quantile(0.50)),
+            p90: ms(histogram.value_at_quantile(0.90)),
+            p99: ms(histogram.value_at_quantile(0.99)),
+            max: ms(histogram.max()),
+            mean: histogram.mean() / 1000.0,
+        }
+    }
+}
+
+/// Totals for one client definition (all its instances).
+#[derive(Clone, Debug)]
+pub struct GroupMetrics {
+    pub name: String,
+    /// Requests the client sent.
+    pub requests: u64,
+    /// Final status seen by the client, per status code.
+    pub statuses: BTreeMap<u16, u64>,
+    pub latency: Histogram<u64>,
+    /// Attempts that reached a backend: first attempts and retries.
+    pub backend_first_attempts: u64,
+    pub backend_retries: u64,
+    pub spend_first_attempts_usd: f64,
+    pub spend_retries_usd: f64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    /// Per-instance requests and statuses, when the client has instances.
+    pub instances: Vec<InstanceMetrics>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct InstanceMetrics {
+    pub requests: u64,
+    pub statuses: BTreeMap<u16, u64>,
+}
+
+impl GroupMetrics {
+    fn new(name: &str, instances: u32) -> GroupMetrics {
+        GroupMetrics {
+            name: name.to_string(),
+            requests: 0,
+            statuses: BTreeMap::new(),
+            latency: new_histogram(3),
+            backend_first_attempts: 0,
+            backend_retries: 0,
+            spend_first_attempts_usd: 0.0,
+            spend_retries_usd: 0.0,
+            input_tokens: 0,
+            output_tokens: 0,
+            instances: vec![InstanceMetrics::default(); instances as usize],
+        }
+    }
+
+    pub fn spend_usd(&self) -> f64 {
+        self.spend_first_attempts_usd + self.spend_retries_usd
+    }
+
+    pub fn completed(&self) -> u64 {
+        self.statuses.values().sum()
+    }
+}
+
+/// Status columns of the time series, in CSV order.
+pub const STATUS_COLUMNS: [&str; 7] = [
+    "count_2xx",
+    "count_429",
+    "count_500",
+    "count_503",
+    "count_504",
+    "count_other_4xx",
+    "count_other",
+];
+
+/// The column a status is counted in.
+pub fn status_column(status: u16) -> usize {
+    match status {
+        200..=299 => 0,
+        429 => 1,
+        500 => 2,
+        503 => 3,
+        504 => 4,
+        400..=499 => 5,
+        _ => 6,
+    }
+}
+
+/// One closed bucket of one client.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeriesRow {
+    pub bucket: u64,
+    pub group: usize,
+    pub completed: u64,
+    pub statuses: [u64; STATUS_COLUMNS.len()],
+    pub backend_requests: u64,
+    pub spend_usd: f64,
+    /// Percentiles of the requests completed in the bucket; `None` when
+    /// none completed.
+    pub latency: Option<LatencySummary>,
+}
+
+struct OpenBucket {
+    completed: u64,
+    statuses: [u64; STATUS_COLUMNS.len()],
+    backend_requests: u64,
+    spend_usd: f64,
+    latency: Histogram<u64>,
+}
+
+impl OpenBucket {
+    fn new() -> OpenBucket {
+        OpenBucket {
+            completed: 0,
+            statuses: [0; STATUS_COLUMNS.len()],
+            backend_requests: 0,
+            spend_usd: 0.0,
+            latency: new_histogram(2),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.completed == 0 && self.backend_requests == 0 && self.spend_usd == 0.0
+    }
+}
+
+/// Everything measured in one run.
+pub struct Metrics {
+    pub groups: Vec<GroupMetrics>,
+    pub rows: Vec<SeriesRow>,
+    pub bucket: SimDuration,
+    current: u64,
+    open: Vec<OpenBucket>,
+}
+
+impl Metrics {
+    /// `groups` lists each client definition with its instance count.
+    pub fn new(groups: &[(String, u32)], bucket: SimDuration) -> Metrics {
+        Metrics {
+            groups: groups
+                .iter()
+                .map(|(name, instances)| GroupMetrics::new(name, *instances))
+                .collect(),
+            rows: Vec::new(),
+            bucket,
+            current: 0,
+            open: groups.iter().map(|_| OpenBucket::new()).collect(),
+        }
+    }
+
+    fn bucket_of(&self, time: SimTime) -> u64 {
+        time.as_nanos() / self.bucket.as_nanos().max(1)
+    }
+
+    /// Closes every bucket that ends at or before `now`.
+    pub fn advance(&mut self, now: SimTime) {
+        let target = self.bucket_of(now);
+        if target > self.current {
+            self.close_current();
+            self.current = target;
+        }
+    }
+
+    fn close_current(&mut self) {
+        for (group, open) in self.open.iter_mut().enumerate() {
+            if open.is_empty() {
+                continue;
+            }
+            let latency =
+                (!open.latency.is_empty()).then(|| LatencySummary::from_histogram(&open.latency));
+            self.rows.push(SeriesRow {
+                bucket: self.current,
+                group,
+                completed: open.completed,
+                statuses: open.statuses,
+                backend_requests: open.backend_requests,
+                spend_usd: open.spend_usd,
+                latency,
+            });
+            open.completed = 0;
+            open.statuses = [0; STATUS_COLUMNS.len()];
+            open.backend_requests = 0;
+            open.spend_usd = 0.0;
+            open.latency.reset();
+        }
+    }
+
+    /// Closes the last bucket at the end of the run.
+    pub fn finish(&mut self) {
+        self.close_current();
+    }
+
+    pub fn record_sent(&mut self, group: usize, instance: u32) {
+        self.groups[group].requests += 1;
+        if let Some(metrics) = self.groups[group].instances.get_mut(instance as usize) {
+            metrics.requests += 1;
+        }
+    }
+
+    /// A request's final status reached its client at `now`.
+    pub fn record_completed(
+        &mut self,
+        group: usize,
+        instance: u32,
+        status: u16,
+        latency: SimDuration,
+        now: SimTime,
+    ) {
+        self.advance(now);
+        let micros = (latency.as_nanos() / 1_000).clamp(1, MAX_LATENCY_US);
+        let metrics = &mut self.groups[group];
+        *metrics.statuses.entry(status).or_insert(0) += 1;
+        // Values are clamped into the histogram's range, so recording cannot fail.
+        let _ = metrics.latency.record(micros);
+        if let Some(instance) = metrics.instances.get_mut(instance as usize) {
+            *instance.statuses.entry(status).or_insert(0) += 1;
+        }
+        let open = &mut self.open[group];
+        open.completed += 1;
+        open.statuses[status_column(status)] += 1;
+        let _ = open.latency.record(micros);
+    }
+
+    /// An attempt reached a backend at `now`, costing `usd`.
+    pub fn record_backend_attempt(
+        &mut self,
+        group: usize,
+        retry: bool,
+        usd: f64,
+        input_tokens: u64,
+        output_tokens: u64,
+        now: SimTime,
+    ) {
+        self.advance(now);
+        let metrics = &mut self.groups[group];
+        if retry {
+            metrics.backend_retries += 1;
+            metrics.spend_retries_usd += usd;
+        } else {
+            metrics.backend_first_attempts += 1;
+            metrics.spend_first_attempts_usd += usd;
+        }
+        metrics.input_tokens += input_tokens;
+        metrics.output_tokens += output_tokens;
+        let open = &mut self.open[group];
+        open.backend_requests += 1;
+        open.spend_usd += usd;
+    }
+
+    pub fn total_requests(&self) -> u64 {
+        self.groups.iter().map(|g| g.requests).sum()
+    }
+
+    pub fn total_statuses(&self) -> BTreeMap<u16, u64> {
+        let mut total = BTreeMap::new();
+        for group in &self.groups {
+            for (status, count) in &group.statuses {
+                *total.entry(*status).or_insert(0) += count;
+            }
+        }
+        total
+    }
+
+    pub fn total_latency(&self) -> Histogram<u64> {
+        let mut total = new_histogram(3);
+        for group in &self.groups {
+            // Identical bounds on both sides, so adding cannot fail.
+            let _ = total.add(&group.latency);
+        }
+        total
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_close_as_time_passes() {
+        let mut metrics = Metrics::new(&[("a".to_string(), 1)], SimDuration::from_secs(1));
+        let ms = SimDuration::from_millis;
+        metrics.record_completed(0, 0, 200, ms(5), SimTime::from_nanos(100));
+        metrics.record_completed(0, 0, 429, ms(1), SimTime::from_nanos(2_500_000_000));
+        metrics.finish();
+        assert_eq!(metrics.rows.len(), 2);
+        assert_eq!(metrics.rows[0].bucket, 0);
+        assert_eq!(metrics.rows[0].statuses[0], 1);
+        assert_eq!(metrics.rows[1].bucket, 2);
+        assert_eq!(metrics.rows[1].statuses[1], 1);
+        assert_eq!(metrics.groups[0].completed(), 2);
+    }
+
+    #[test]
+    fn percentiles_are_in_milliseconds() {
+        let mut metrics = Metrics::new(&[("a".to_string(), 1)], SimDuration::from_secs(1));
+        for ms in 1..=100 {
+            metrics.record_completed(0, 0, 200, SimDuration::from_millis(ms), SimTime::ZERO);
+        }
+        let summary = LatencySummary::from_histogram(&metrics.groups[0].latency);
+        assert!((summary.p50 - 50.0).abs() < 0.1, "{summary:?}");
+        assert!((summary.p99 - 99.0).abs() < 0.1, "{summary:?}");
+        assert!((summary.max - 100.0).abs() < 0.1, "{summary:?}");
+    }
+
+    #[test]
+    fn spend_separates_retries() {
+        let mut metrics = Metrics::new(&[("a".to_string(), 1)], SimDuration::from_secs(1));
+        metrics.record_backend_attempt(0, false, 1.0, 10, 5, SimTime::ZERO);
+        metrics.record_backend_attempt(0, true, 0.5, 10, 5, SimTime::ZERO);
+        assert_eq!(metrics.groups[0].spend_usd(), 1.5);
+        assert_eq!(metrics.groups[0].backend_retries, 1);
+    }
+}

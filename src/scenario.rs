@@ -1,0 +1,753 @@
+//! Scenario files: the workload, the topology and the manifests of one run.
+//!
+//! [`load`] reads a scenario YAML file, the manifests and traces it names
+//! (relative to the scenario file), and returns a validated [`Scenario`]:
+//! every duration an integer [`SimDuration`], every count checked, every
+//! client expanded. All problems of a file are reported together. The
+//! format is documented in `docs/scenario-format.md`; this module and that
+//! page change together.
+
+mod client;
+mod trace;
+
+pub use client::{ClientKind, ClientSpec, Connection, OpenArrival, RequestTemplate};
+pub use trace::{TraceRow, read_trace};
+
+use std::path::{Path, PathBuf};
+
+use crate::dist::{self, Dist, Quantity};
+use crate::gateway::GatewayModel;
+use crate::local_rate_limit::RefillModel;
+use crate::manifest;
+use crate::time::SimDuration;
+use crate::yaml::{self, Diagnostics, Node, Value};
+
+/// A validated scenario, ready to simulate.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    pub name: String,
+    pub description: String,
+    /// The scenario file, for messages and for resolving relative paths.
+    pub file: PathBuf,
+    pub seed: u64,
+    /// Simulated time after which the run stops; `None` runs until every
+    /// client has finished.
+    pub duration: Option<SimDuration>,
+    /// Wall-clock Unix time (seconds) at simulated time zero.
+    pub start_unix_s: u64,
+    pub envoy: EnvoySpec,
+    pub backends: Vec<BackendSpec>,
+    pub clients: Vec<ClientSpec>,
+    pub gateway: GatewayModel,
+    /// Manifest paths read, as written, for the run manifest.
+    pub manifest_sources: Vec<String>,
+    pub output: OutputSpec,
+    pub limits: Limits,
+}
+
+/// The Envoy fleet: replicas, workers and how clients reach them.
+#[derive(Clone, Debug)]
+pub struct EnvoySpec {
+    pub replicas: u32,
+    /// Worker threads per replica; each has its own upstream connection
+    /// pools and load-balancer state.
+    pub workers: u32,
+    pub spread: Spread,
+    pub token_bucket: RefillModel,
+    /// One-way network latency between a client and Envoy.
+    pub client_latency: SimDuration,
+    /// One-way network latency between Envoy and a backend endpoint.
+    pub upstream_latency: SimDuration,
+    /// Time to open an upstream TCP connection.
+    pub connect_time: SimDuration,
+}
+
+/// How requests are spread over Envoy replicas.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Spread {
+    /// Each request goes to the next replica in turn.
+    RoundRobin,
+    /// Each request goes to a replica drawn at random.
+    Random,
+    /// Each client keeps one replica for its whole life, as a Kubernetes
+    /// Service does for a client with keep-alive connections.
+    Sticky,
+}
+
+impl Spread {
+    pub fn name(self) -> &'static str {
+        match self {
+            Spread::RoundRobin => "round-robin",
+            Spread::Random => "random",
+            Spread::Sticky => "sticky",
+        }
+    }
+}
+
+/// One backend Service and its endpoints.
+#[derive(Clone, Debug)]
+pub struct BackendSpec {
+    /// Matches `backendRefs[].name` of the HTTPRoutes.
+    pub name: String,
+    pub namespace: String,
+    pub endpoints: u32,
+    /// Requests one endpoint serves at once; more wait in its queue.
+    pub concurrency: u32,
+    /// Seconds.
+    pub service_time: Dist,
+    pub errors: Vec<ErrorResponse>,
+    pub cost: CostModel,
+}
+
+/// A share of requests answered with an error status.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ErrorResponse {
+    pub status: u16,
+    pub probability: f64,
+}
+
+/// What one request reaching the backend costs.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CostModel {
+    pub per_request_usd: f64,
+    pub input_usd_per_million: f64,
+    pub output_usd_per_million: f64,
+}
+
+impl CostModel {
+    pub fn cost_usd(&self, input_tokens: u64, output_tokens: u64) -> f64 {
+        self.per_request_usd
+            + input_tokens as f64 * self.input_usd_per_million / 1e6
+            + output_tokens as f64 * self.output_usd_per_million / 1e6
+    }
+
+    pub fn is_free(&self) -> bool {
+        self.per_request_usd == 0.0
+            && self.input_usd_per_million == 0.0
+            && self.output_usd_per_million == 0.0
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct OutputSpec {
+    /// Width of one time-series bucket.
+    pub bucket: SimDuration,
+}
+
+/// Bounds that stop a run which would otherwise not end or not fit.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub max_events: u64,
+    pub max_in_flight: u64,
+    /// Used when the scenario gives no `duration`.
+    pub max_duration: SimDuration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_events: 2_000_000_000,
+            max_in_flight: 1_000_000,
+            max_duration: SimDuration::from_secs(7 * 86_400),
+        }
+    }
+}
+
+/// 2026-01-01T00:00:00Z, the default wall-clock start.
+pub const DEFAULT_START_UNIX_S: u64 = 1_767_225_600;
+
+const TOP_FIELDS: &[&str] = &[
+    "name",
+    "description",
+    "seed",
+    "duration",
+    "start_time",
+    "envoy",
+    "manifests",
+    "backends",
+    "clients",
+    "output",
+    "limits",
+];
+
+/// Reads and validates a scenario file and everything it references.
+pub fn load(path: &Path) -> Result<Scenario, Diagnostics> {
+    let documents = yaml::load_file(path)?;
+    let mut diagnostics = Diagnostics::for_file(path);
+    let Some(document) = documents.first() else {
+        diagnostics.error_at(Default::default(), "", "scenario file is empty");
+        return Err(diagnostics);
+    };
+    if documents.len() > 1 {
+        diagnostics.error(
+            &documents[1].root,
+            "a scenario file holds one document; put manifests in their own files",
+        );
+    }
+    let scenario = read_scenario(&document.root, path, &mut diagnostics);
+    match scenario {
+        Some(scenario) if diagnostics.is_empty() => Ok(scenario),
+        _ => Err(diagnostics),
+    }
+}
+
+fn read_scenario(root: &Node, path: &Path, diagnostics: &mut Diagnostics) -> Option<Scenario> {
+    let fields = root.fields(diagnostics, TOP_FIELDS)?;
+    let default_name = path
+        .file_stem()
+        .map(|stem| stem.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "scenario".to_string());
+    let name = match fields.get("name") {
+        Some(node) => read_name(node, diagnostics).unwrap_or(default_name),
+        None => default_name,
+    };
+    let description = fields
+        .get("description")
+        .and_then(|node| node.string(diagnostics))
+        .unwrap_or_default();
+    let seed = fields
+        .get("seed")
+        .and_then(|n| n.u64(diagnostics))
+        .unwrap_or(1);
+    let duration = fields.get("duration").and_then(|node| {
+        let duration = node.duration(diagnostics)?;
+        if duration.is_zero() {
+            diagnostics.error(
+                node,
+                "duration must be longer than zero; leave it out to run until every client is done",
+            );
+            return None;
+        }
+        Some(duration)
+    });
+    let start_unix_s = match fields.get("start_time") {
+        Some(node) => read_start_time(node, diagnostics).unwrap_or(DEFAULT_START_UNIX_S),
+        None => DEFAULT_START_UNIX_S,
+    };
+    let envoy = match fields.get("envoy") {
+        Some(node) => read_envoy(node, diagnostics),
+        None => Some(default_envoy()),
+    };
+    let output = match fields.get("output") {
+        Some(node) => read_output(node, diagnostics),
+        None => Some(OutputSpec {
+            bucket: SimDuration::from_secs(1),
+        }),
+    };
+    let limits = match fields.get("limits") {
+        Some(node) => read_limits(node, diagnostics),
+        None => Some(Limits::default()),
+    };
+
+    let backends = fields
+        .require("backends", diagnostics)
+        .and_then(|node| read_backends(node, diagnostics));
+    let clients = fields
+        .require("clients", diagnostics)
+        .and_then(|node| client::read_clients(node, path, diagnostics));
+
+    let mut manifest_sources = Vec::new();
+    let gateway = match fields.require("manifests", diagnostics) {
+        Some(node) => read_manifests(node, path, &mut manifest_sources, diagnostics),
+        None => None,
+    };
+
+    let (envoy, output, limits) = (envoy?, output?, limits?);
+    let (backends, clients, gateway) = (backends?, clients?, gateway?);
+    check_backend_references(&gateway, &backends, root, diagnostics);
+    check_endless_clients(&clients, duration, root, diagnostics);
+    Some(Scenario {
+        name,
+        description,
+        file: path.to_path_buf(),
+        seed,
+        duration,
+        start_unix_s,
+        envoy,
+        backends,
+        clients,
+        gateway,
+        manifest_sources,
+        output,
+        limits,
+    })
+}
+
+/// Names become folder names under `outputs/`, so they are restricted.
+fn read_name(node: &Node, diagnostics: &mut Diagnostics) -> Option<String> {
+    let name = node.string(diagnostics)?;
+    let valid = !name.is_empty()
+        && name.len() <= 100
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !name.starts_with('.');
+    if !valid {
+        diagnostics.error(
+            node,
+            format!(
+                "name `{name}` is used as a folder name: use letters, digits, `-`, `_` and `.`, \
+                 not starting with `.`"
+            ),
+        );
+        return None;
+    }
+    Some(name)
+}
+
+fn default_envoy() -> EnvoySpec {
+    EnvoySpec {
+        replicas: 1,
+        workers: 2,
+        spread: Spread::RoundRobin,
+        token_bucket: RefillModel::Continuous,
+        client_latency: SimDuration::from_micros(200),
+        upstream_latency: SimDuration::from_micros(100),
+        connect_time: SimDuration::ZERO,
+    }
+}
+
+fn read_envoy(node: &Node, diagnostics: &mut Diagnostics) -> Option<EnvoySpec> {
+    let fields = node.fields(
+        diagnostics,
+        &[
+            "replicas",
+            "workers",
+            "spread",
+            "token_bucket",
+            "client_latency",
+            "upstream_latency",
+            "connect_time",
+        ],
+    )?;
+    let mut envoy = default_envoy();
+    if let Some(n) = fields.get("replicas") {
+        envoy.replicas = positive_count(n, "replicas", 10_000, diagnostics)?;
+    }
+    if let Some(n) = fields.get("workers") {
+        envoy.workers = positive_count(n, "workers", 1_024, diagnostics)?;
+    }
+    if let Some(n) = fields.get("spread") {
+        envoy.spread = match n.one_of(diagnostics, &["round-robin", "random", "sticky"])? {
+            "round-robin" => Spread::RoundRobin,
+            "random" => Spread::Random,
+            _ => Spread::Sticky,
+        };
+    }
+    if let Some(n) = fields.get("token_bucket") {
+        envoy.token_bucket = match n.one_of(diagnostics, &["continuous", "timer"])? {
+            "timer" => RefillModel::Timer,
+            _ => RefillModel::Continuous,
+        };
+    }
+    if let Some(n) = fields.get("client_latency") {
+        envoy.client_latency = n.duration(diagnostics)?;
+    }
+    if let Some(n) = fields.get("upstream_latency") {
+        envoy.upstream_latency = n.duration(diagnostics)?;
+    }
+    if let Some(n) = fields.get("connect_time") {
+        envoy.connect_time = n.duration(diagnostics)?;
+    }
+    Some(envoy)
+}
+
+/// An integer from 1 to `max`, with a message naming the field.
+pub(crate) fn positive_count(
+    node: &Node,
+    what: &str,
+    max: i64,
+    diagnostics: &mut Diagnostics,
+) -> Option<u32> {
+    let value = node.i64(diagnostics)?;
+    if value < 1 || value > max {
+        diagnostics.error(
+            node,
+            format!("{what} must be from 1 to {max}, found {value}"),
+        );
+        return None;
+    }
+    Some(value as u32)
+}
+
+fn read_output(node: &Node, diagnostics: &mut Diagnostics) -> Option<OutputSpec> {
+    let fields = node.fields(diagnostics, &["bucket"])?;
+    let mut output = OutputSpec {
+        bucket: SimDuration::from_secs(1),
+    };
+    if let Some(n) = fields.get("bucket") {
+        let bucket = n.duration(diagnostics)?;
+        if bucket < SimDuration::from_millis(1) {
+            diagnostics.error(n, "bucket must be at least 1ms");
+            return None;
+        }
+        output.bucket = bucket;
+    }
+    Some(output)
+}
+
+fn read_limits(node: &Node, diagnostics: &mut Diagnostics) -> Option<Limits> {
+    let fields = node.fields(
+        diagnostics,
+        &["max_events", "max_in_flight", "max_duration"],
+    )?;
+    let mut limits = Limits::default();
+    if let Some(n) = fields.get("max_events") {
+        limits.max_events = n.u64(diagnostics)?;
+    }
+    if let Some(n) = fields.get("max_in_flight") {
+        limits.max_in_flight = n.u64(diagnostics)?;
+    }
+    if let Some(n) = fields.get("max_duration") {
+        limits.max_duration = n.duration(diagnostics)?;
+    }
+    Some(limits)
+}
+
+/// Reads `start_time`: an RFC 3339 UTC instant such as
+/// `2026-01-01T00:00:00Z`, or whole Unix seconds.
+fn read_start_time(node: &Node, diagnostics: &mut Diagnostics) -> Option<u64> {
+    let text = node.str(diagnostics)?;
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Some(seconds);
+    }
+    match parse_rfc3339_utc(text) {
+        Some(seconds) => Some(seconds),
+        None => {
+            diagnostics.error(
+                node,
+                format!(
+                    "expected a UTC time such as `2026-01-01T00:00:00Z` or Unix seconds, \
+                     found `{text}`"
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// Parses `YYYY-MM-DDTHH:MM:SS[.fraction]Z` to whole Unix seconds
+/// (the fraction is dropped); `None` for anything else.
+pub fn parse_rfc3339_utc(text: &str) -> Option<u64> {
+    let text = text
+        .strip_suffix('Z')
+        .or_else(|| text.strip_suffix("+00:00"))?;
+    let (date, time) = text.split_once(['T', ' '])?;
+    let mut date_parts = date.split('-');
+    let year: i64 = date_parts.next()?.parse().ok()?;
+    let month: u32 = date_parts.next()?.parse().ok()?;
+    let day: u32 = date_parts.next()?.parse().ok()?;
+    let time = time.split('.').next()?;
+    let mut time_parts = time.split(':');
+    let hour: u64 = time_parts.next()?.parse().ok()?;
+    let minute: u64 = time_parts.next()?.parse().ok()?;
+    let second: u64 = time_parts.next()?.parse().ok()?;
+    if date_parts.next().is_some() || time_parts.next().is_some() {
+        return None;
+    }
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return None;
+    }
+    let days = days_from_civil(year, month, day);
+    if days < 0 {
+        return None;
+    }
+    Some(days as u64 * 86_400 + hour * 3_600 + minute * 60 + second)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+/// well-known civil-to-days formula).
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = if year >= 0 { year } else { year - 399 } / 400;
+    let year_of_era = year - era * 400;
+    let month = i64::from(month);
+    let day_of_year =
+        (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+fn read_backends(node: &Node, diagnostics: &mut Diagnostics) -> Option<Vec<BackendSpec>> {
+    let items = node.seq(diagnostics)?;
+    if items.is_empty() {
+        diagnostics.error(node, "backends must list at least one backend");
+        return None;
+    }
+    let mut backends = Vec::new();
+    let mut ok = true;
+    for item in items {
+        match read_backend(item, diagnostics) {
+            Some(backend) => {
+                if backends.iter().any(|b: &BackendSpec| {
+                    b.name == backend.name && b.namespace == backend.namespace
+                }) {
+                    diagnostics.error(item, format!("backend `{}` is defined twice", backend.name));
+                    ok = false;
+                }
+                backends.push(backend);
+            }
+            None => ok = false,
+        }
+    }
+    ok.then_some(backends)
+}
+
+fn read_backend(node: &Node, diagnostics: &mut Diagnostics) -> Option<BackendSpec> {
+    let fields = node.fields(
+        diagnostics,
+        &[
+            "name",
+            "namespace",
+            "endpoints",
+            "concurrency",
+            "service_time",
+            "errors",
+            "cost",
+        ],
+    )?;
+    let name = fields
+        .require("name", diagnostics)
+        .and_then(|n| n.string(diagnostics));
+    let namespace = fields
+        .get("namespace")
+        .and_then(|n| n.string(diagnostics))
+        .unwrap_or_else(|| "default".to_string());
+    let endpoints = match fields.get("endpoints") {
+        Some(n) => positive_count(n, "endpoints", 100_000, diagnostics),
+        None => Some(1),
+    };
+    let concurrency = match fields.get("concurrency") {
+        Some(n) => positive_count(n, "concurrency", 1_000_000, diagnostics),
+        None => Some(1_000),
+    };
+    let service_time = match fields.get("service_time") {
+        Some(n) => dist::read(n, Quantity::Seconds, diagnostics),
+        None => Some(Dist::Constant(0.001)),
+    };
+    let errors = match fields.get("errors") {
+        Some(n) => read_errors(n, diagnostics),
+        None => Some(Vec::new()),
+    };
+    let cost = match fields.get("cost") {
+        Some(n) => read_cost(n, diagnostics),
+        None => Some(CostModel::default()),
+    };
+    Some(BackendSpec {
+        name: name?,
+        namespace,
+        endpoints: endpoints?,
+        concurrency: concurrency?,
+        service_time: service_time?,
+        errors: errors?,
+        cost: cost?,
+    })
+}
+
+fn read_errors(node: &Node, diagnostics: &mut Diagnostics) -> Option<Vec<ErrorResponse>> {
+    let mut errors = Vec::new();
+    let mut total = 0.0;
+    for item in node.seq(diagnostics)? {
+        let fields = item.fields(diagnostics, &["status", "probability"])?;
+        let status = fields
+            .require("status", diagnostics)
+            .and_then(|n| n.int_in(diagnostics, 100, 599));
+        let probability = fields
+            .require("probability", diagnostics)
+            .and_then(|n| n.f64_in(diagnostics, 0.0, 1.0));
+        let (status, probability) = (status?, probability?);
+        total += probability;
+        errors.push(ErrorResponse {
+            status: status as u16,
+            probability,
+        });
+    }
+    if total > 1.0 + 1e-9 {
+        diagnostics.error(
+            node,
+            format!("error probabilities add up to {total}, more than 1"),
+        );
+        return None;
+    }
+    Some(errors)
+}
+
+fn read_cost(node: &Node, diagnostics: &mut Diagnostics) -> Option<CostModel> {
+    let fields = node.fields(
+        diagnostics,
+        &[
+            "per_request_usd",
+            "input_usd_per_million",
+            "output_usd_per_million",
+        ],
+    )?;
+    let mut read = |key: &str| match fields.get(key) {
+        Some(n) => n.f64_in(diagnostics, 0.0, 1e12),
+        None => Some(0.0),
+    };
+    Some(CostModel {
+        per_request_usd: read("per_request_usd")?,
+        input_usd_per_million: read("input_usd_per_million")?,
+        output_usd_per_million: read("output_usd_per_million")?,
+    })
+}
+
+/// Reads `manifests:`: paths (files or folders, relative to the scenario)
+/// and inline Kubernetes objects, then translates them.
+fn read_manifests(
+    node: &Node,
+    scenario_path: &Path,
+    sources: &mut Vec<String>,
+    diagnostics: &mut Diagnostics,
+) -> Option<GatewayModel> {
+    let items = node.seq(diagnostics)?;
+    let mut paths = Vec::new();
+    let mut inline = Vec::new();
+    for item in items {
+        match &item.value {
+            Value::Scalar { text, .. } => {
+                let resolved = yaml::resolve_relative(scenario_path, text);
+                if !resolved.exists() {
+                    diagnostics.error(
+                        item,
+                        format!("manifest path {} does not exist", resolved.display()),
+                    );
+                    continue;
+                }
+                sources.push(text.clone());
+                paths.push(resolved);
+            }
+            Value::Mapping(_) => inline.push(item.clone()),
+            _ => diagnostics.error(
+                item,
+                "expected a manifest path or an inline Kubernetes object",
+            ),
+        }
+    }
+    if !diagnostics.is_empty() {
+        return None;
+    }
+    let mut set = match manifest::load_paths(&paths) {
+        Ok(set) => set,
+        Err(errors) => {
+            diagnostics.extend(errors);
+            return None;
+        }
+    };
+    if !inline.is_empty() {
+        sources.push(format!("{} inline objects", inline.len()));
+        match manifest::load_nodes(&inline, scenario_path) {
+            Ok(more) => set.merge(more),
+            Err(errors) => {
+                diagnostics.extend(errors);
+                return None;
+            }
+        }
+    }
+    Some(manifest::translate(
+        &set,
+        &manifest::TranslateOptions::default(),
+    ))
+}
+
+fn check_backend_references(
+    gateway: &GatewayModel,
+    backends: &[BackendSpec],
+    root: &Node,
+    diagnostics: &mut Diagnostics,
+) {
+    let node = root.get("backends").unwrap_or(root);
+    for cluster in &gateway.clusters {
+        for backend in &cluster.backends {
+            let found = backends
+                .iter()
+                .any(|b| b.name == backend.name && b.namespace == backend.namespace);
+            if !found {
+                let defined: Vec<String> = backends
+                    .iter()
+                    .map(|b| format!("{}/{}", b.namespace, b.name))
+                    .collect();
+                diagnostics.error(
+                    node,
+                    format!(
+                        "route {} sends traffic to backend `{}/{}`, which the scenario does not \
+                         define; add it under backends (defined: {})",
+                        cluster.name,
+                        backend.namespace,
+                        backend.name,
+                        if defined.is_empty() {
+                            "none".to_string()
+                        } else {
+                            defined.join(", ")
+                        }
+                    ),
+                );
+            }
+        }
+    }
+    if gateway.routes.is_empty() {
+        diagnostics.error(
+            root.get("manifests").unwrap_or(root),
+            "the manifests define no HTTPRoute attached to a Gateway, so no request can be routed",
+        );
+    }
+}
+
+fn check_endless_clients(
+    clients: &[ClientSpec],
+    duration: Option<SimDuration>,
+    root: &Node,
+    diagnostics: &mut Diagnostics,
+) {
+    if duration.is_some() {
+        return;
+    }
+    for client in clients {
+        if client.is_endless() {
+            diagnostics.error(
+                root,
+                format!(
+                    "client `{}` never stops on its own; set the scenario's `duration`, or the \
+                     client's `requests` or `stop`",
+                    client.name
+                ),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_parses_to_unix_seconds() {
+        assert_eq!(parse_rfc3339_utc("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            parse_rfc3339_utc("2026-01-01T00:00:00Z"),
+            Some(DEFAULT_START_UNIX_S)
+        );
+        assert_eq!(
+            parse_rfc3339_utc("2023-11-16 18:15:46.6805900Z"),
+            Some(1_700_158_546)
+        );
+        assert_eq!(parse_rfc3339_utc("2026-13-01T00:00:00Z"), None);
+        assert_eq!(parse_rfc3339_utc("yesterday"), None);
+    }
+
+    #[test]
+    fn cost_adds_request_and_token_prices() {
+        let cost = CostModel {
+            per_request_usd: 0.001,
+            input_usd_per_million: 3.0,
+            output_usd_per_million: 15.0,
+        };
+        let usd = cost.cost_usd(1_000, 500);
+        assert!((usd - (0.001 + 0.003 + 0.0075)).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,544 @@
+//! The `clients:` section: who sends traffic, how much and when.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::positive_count;
+use super::trace::{TraceColumns, TraceRow, read_trace};
+use crate::dist::{self, Dist, Quantity};
+use crate::time::SimDuration;
+use crate::yaml::{self, Diagnostics, Node};
+
+/// One client definition; `count` instances of it run side by side.
+#[derive(Clone, Debug)]
+pub struct ClientSpec {
+    pub name: String,
+    pub kind: ClientKind,
+    pub count: u32,
+    /// Delay before the first request: from time zero, or from when the
+    /// `after` client finished.
+    pub start: SimDuration,
+    /// Index of the client definition whose every instance must finish
+    /// before this one starts.
+    pub after: Option<usize>,
+    /// Simulated time after which no new request is sent.
+    pub stop: Option<SimDuration>,
+    pub request: RequestTemplate,
+    pub connection: Connection,
+}
+
+/// How a client reuses its connection to Envoy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Connection {
+    /// One connection for the client's life: the same Envoy worker serves
+    /// every request (with sticky spread, the same replica too).
+    KeepAlive,
+    /// A new connection per request, as `curl` in a loop opens.
+    PerRequest,
+}
+
+#[derive(Clone, Debug)]
+pub enum ClientKind {
+    /// One request at a time, like `curl` in a `for` loop.
+    Sequential { requests: u64, think_time: Dist },
+    /// `concurrency` workers sharing `requests`, like `hey -n M -c N`.
+    Closed {
+        requests: u64,
+        concurrency: u32,
+        think_time: Dist,
+    },
+    /// Requests at a rate, whether or not earlier ones finished.
+    Open {
+        rate_per_s: f64,
+        arrival: OpenArrival,
+        requests: Option<u64>,
+        /// Each request comes from one of this many users, drawn uniformly;
+        /// `{user}` in the request template is replaced by its number.
+        users: Option<u32>,
+    },
+    /// A runaway LLM agent: loops forever, waits `think_time` after a
+    /// success and only `retry_delay` after a 429 or 5xx.
+    Agent {
+        think_time: Dist,
+        retry_delay: Dist,
+        requests: Option<u64>,
+    },
+    /// Replays a recorded trace.
+    Trace {
+        file: String,
+        rows: Arc<Vec<TraceRow>>,
+        /// 2.0 replays twice as fast.
+        speedup: f64,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpenArrival {
+    Poisson,
+    Constant,
+}
+
+/// What each request of a client looks like. `{index}` in any text is
+/// replaced by the instance number, `{user}` by the user number.
+#[derive(Clone, Debug)]
+pub struct RequestTemplate {
+    pub method: String,
+    pub path: String,
+    pub host: String,
+    /// Header names in lower case.
+    pub headers: Vec<(String, String)>,
+    /// Asks the backend to take this long, like `?delay=2s` against a test
+    /// backend; replaces the backend's service time.
+    pub delay: Option<SimDuration>,
+    pub source_ip: String,
+    pub input_tokens: Option<Dist>,
+    pub output_tokens: Option<Dist>,
+}
+
+impl ClientSpec {
+    /// True when the client would send requests forever.
+    pub fn is_endless(&self) -> bool {
+        if self.stop.is_some() {
+            return false;
+        }
+        match &self.kind {
+            ClientKind::Sequential { .. }
+            | ClientKind::Closed { .. }
+            | ClientKind::Trace { .. } => false,
+            ClientKind::Open { requests, .. } | ClientKind::Agent { requests, .. } => {
+                requests.is_none()
+            }
+        }
+    }
+
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind {
+            ClientKind::Sequential { .. } => "sequential",
+            ClientKind::Closed { .. } => "closed",
+            ClientKind::Open { .. } => "open",
+            ClientKind::Agent { .. } => "agent",
+            ClientKind::Trace { .. } => "trace",
+        }
+    }
+}
+
+const COMMON_FIELDS: &[&str] = &[
+    "name",
+    "kind",
+    "count",
+    "start",
+    "after",
+    "stop",
+    "method",
+    "path",
+    "host",
+    "headers",
+    "delay",
+    "source_ip",
+    "tokens",
+    "connection",
+];
+
+fn fields_for(kind: &str) -> Vec<&'static str> {
+    let extra: &[&str] = match kind {
+        "sequential" => &["requests", "think_time"],
+        "closed" => &["requests", "concurrency", "think_time"],
+        "open" => &["rate", "arrival", "requests", "users"],
+        "agent" => &["think_time", "retry_delay", "requests"],
+        "trace" => &[
+            "file",
+            "time_column",
+            "input_tokens_column",
+            "output_tokens_column",
+            "speedup",
+        ],
+        _ => &[],
+    };
+    COMMON_FIELDS.iter().chain(extra).copied().collect()
+}
+
+pub(super) fn read_clients(
+    node: &Node,
+    scenario_path: &Path,
+    diagnostics: &mut Diagnostics,
+) -> Option<Vec<ClientSpec>> {
+    let items = node.seq(diagnostics)?;
+    if items.is_empty() {
+        diagnostics.error(node, "clients must list at least one client");
+        return None;
+    }
+    let names: Vec<Option<String>> = items
+        .iter()
+        .map(|item| {
+            item.get("name")
+                .and_then(|n| n.scalar())
+                .map(str::to_string)
+        })
+        .collect();
+    let mut clients = Vec::new();
+    let mut ok = true;
+    for (index, item) in items.iter().enumerate() {
+        if let Some(name) = &names[index]
+            && names[..index]
+                .iter()
+                .any(|earlier| earlier.as_ref() == Some(name))
+        {
+            diagnostics.error(item, format!("client name `{name}` is used twice"));
+            ok = false;
+        }
+        match read_client(item, index, &names, scenario_path, diagnostics) {
+            Some(client) => clients.push(client),
+            None => ok = false,
+        }
+    }
+    ok.then_some(clients)
+}
+
+fn read_client(
+    node: &Node,
+    index: usize,
+    names: &[Option<String>],
+    scenario_path: &Path,
+    diagnostics: &mut Diagnostics,
+) -> Option<ClientSpec> {
+    let kind_name = node
+        .get("kind")
+        .and_then(|k| k.scalar())
+        .unwrap_or("sequential")
+        .to_string();
+    let known = fields_for(&kind_name);
+    let fields = node.fields(diagnostics, &known)?;
+    let name = match fields.get("name") {
+        Some(n) => n.string(diagnostics),
+        None => Some(format!("client-{index}")),
+    };
+    if let Some(k) = fields.get("kind") {
+        k.one_of(
+            diagnostics,
+            &["sequential", "closed", "open", "agent", "trace"],
+        )?;
+    }
+    let count = match fields.get("count") {
+        Some(n) => positive_count(n, "count", 1_000_000, diagnostics),
+        None => Some(1),
+    };
+    let start = fields
+        .get("start")
+        .map_or(Some(SimDuration::ZERO), |n| n.duration(diagnostics));
+    let stop = match fields.get("stop") {
+        Some(n) => n.duration(diagnostics).map(Some),
+        None => Some(None),
+    };
+    let after = match fields.get("after") {
+        Some(n) => read_after(n, index, names, diagnostics).map(Some),
+        None => Some(None),
+    };
+    let request = read_request(&fields, diagnostics);
+    let default_connection = match kind_name.as_str() {
+        "sequential" | "open" | "trace" => Connection::PerRequest,
+        _ => Connection::KeepAlive,
+    };
+    let connection = match fields.get("connection") {
+        Some(n) => match n.one_of(diagnostics, &["keep-alive", "per-request"])? {
+            "keep-alive" => Some(Connection::KeepAlive),
+            _ => Some(Connection::PerRequest),
+        },
+        None => Some(default_connection),
+    };
+    let kind = read_kind(&kind_name, &fields, scenario_path, diagnostics);
+    Some(ClientSpec {
+        name: name?,
+        kind: kind?,
+        count: count?,
+        start: start?,
+        after: after?,
+        stop: stop?,
+        request: request?,
+        connection: connection?,
+    })
+}
+
+fn read_after(
+    node: &Node,
+    index: usize,
+    names: &[Option<String>],
+    diagnostics: &mut Diagnostics,
+) -> Option<usize> {
+    let target = node.str(diagnostics)?;
+    match names[..index]
+        .iter()
+        .position(|n| n.as_deref() == Some(target))
+    {
+        Some(position) => Some(position),
+        None => {
+            let message = if names.iter().any(|n| n.as_deref() == Some(target)) {
+                format!("`after: {target}` must name a client listed earlier")
+            } else {
+                format!("`after: {target}` names no client")
+            };
+            diagnostics.error(node, message);
+            None
+        }
+    }
+}
+
+fn read_request(
+    fields: &yaml::Fields<'_>,
+    diagnostics: &mut Diagnostics,
+) -> Option<RequestTemplate> {
+    let method = match fields.get("method") {
+        Some(n) => {
+            let method = n.string(diagnostics)?;
+            if method.is_empty() || !method.chars().all(|c| c.is_ascii_alphabetic()) {
+                diagnostics.error(n, format!("method `{method}` is not an HTTP method"));
+                return None;
+            }
+            method.to_ascii_uppercase()
+        }
+        None => "GET".to_string(),
+    };
+    let path = match fields.get("path") {
+        Some(n) => {
+            let path = n.string(diagnostics)?;
+            if !path.starts_with('/') {
+                diagnostics.error(n, format!("path `{path}` must start with `/`"));
+                return None;
+            }
+            path
+        }
+        None => "/".to_string(),
+    };
+    let host = match fields.get("host") {
+        Some(n) => n.string(diagnostics)?.to_ascii_lowercase(),
+        None => "www.example.com".to_string(),
+    };
+    let mut headers = Vec::new();
+    if let Some(n) = fields.get("headers") {
+        for (key, value) in n.entries(diagnostics)? {
+            if key.is_empty() || key.contains(char::is_whitespace) {
+                diagnostics.error(value, format!("header name `{key}` is not valid"));
+                continue;
+            }
+            let text = match &value.value {
+                yaml::Value::Scalar { text, .. } => text.clone(),
+                _ => {
+                    diagnostics.error(value, "expected a header value (a string)");
+                    continue;
+                }
+            };
+            headers.push((key.to_ascii_lowercase(), text));
+        }
+    }
+    let delay = match fields.get("delay") {
+        Some(n) => Some(n.duration(diagnostics)?),
+        None => None,
+    };
+    let source_ip = match fields.get("source_ip") {
+        Some(n) => n.string(diagnostics)?,
+        None => "10.0.{index_hi}.{index_lo}".to_string(),
+    };
+    let (mut input_tokens, mut output_tokens) = (None, None);
+    if let Some(n) = fields.get("tokens") {
+        let tokens = n.fields(diagnostics, &["input", "output"])?;
+        if let Some(i) = tokens.get("input") {
+            input_tokens = Some(dist::read(i, Quantity::Count, diagnostics)?);
+        }
+        if let Some(o) = tokens.get("output") {
+            output_tokens = Some(dist::read(o, Quantity::Count, diagnostics)?);
+        }
+    }
+    Some(RequestTemplate {
+        method,
+        path,
+        host,
+        headers,
+        delay,
+        source_ip,
+        input_tokens,
+        output_tokens,
+    })
+}
+
+fn read_kind(
+    kind: &str,
+    fields: &yaml::Fields<'_>,
+    scenario_path: &Path,
+    diagnostics: &mut Diagnostics,
+) -> Option<ClientKind> {
+    let think_time = |diagnostics: &mut Diagnostics, key: &str| match fields.get(key) {
+        Some(n) => dist::read(n, Quantity::Seconds, diagnostics),
+        None => Some(Dist::Constant(0.0)),
+    };
+    let requests = |diagnostics: &mut Diagnostics| -> Option<Option<u64>> {
+        match fields.get("requests") {
+            Some(n) => {
+                let value = n.u64(diagnostics)?;
+                if value == 0 {
+                    diagnostics.error(n, "requests must be at least 1");
+                    return None;
+                }
+                Some(Some(value))
+            }
+            None => Some(None),
+        }
+    };
+    match kind {
+        "sequential" => {
+            let count = requests(diagnostics);
+            if fields.get("requests").is_none() {
+                diagnostics.error(fields.node, "a sequential client needs `requests`");
+            }
+            let think = think_time(diagnostics, "think_time");
+            Some(ClientKind::Sequential {
+                requests: count??,
+                think_time: think?,
+            })
+        }
+        "closed" => {
+            if fields.get("requests").is_none() {
+                diagnostics.error(fields.node, "a closed client needs `requests`");
+            }
+            let count = requests(diagnostics);
+            let concurrency = match fields.require("concurrency", diagnostics) {
+                Some(n) => positive_count(n, "concurrency", 1_000_000, diagnostics),
+                None => None,
+            };
+            let think = think_time(diagnostics, "think_time");
+            Some(ClientKind::Closed {
+                requests: count??,
+                concurrency: concurrency?,
+                think_time: think?,
+            })
+        }
+        "open" => {
+            let rate = fields
+                .require("rate", diagnostics)
+                .and_then(|n| read_rate(n, diagnostics));
+            let arrival = match fields.get("arrival") {
+                Some(n) => match n.one_of(diagnostics, &["poisson", "constant"]) {
+                    Some("constant") => Some(OpenArrival::Constant),
+                    Some(_) => Some(OpenArrival::Poisson),
+                    None => None,
+                },
+                None => Some(OpenArrival::Poisson),
+            };
+            let users = match fields.get("users") {
+                Some(n) => positive_count(n, "users", 100_000_000, diagnostics).map(Some),
+                None => Some(None),
+            };
+            let count = requests(diagnostics);
+            Some(ClientKind::Open {
+                rate_per_s: rate?,
+                arrival: arrival?,
+                requests: count?,
+                users: users?,
+            })
+        }
+        "agent" => {
+            let think = think_time(diagnostics, "think_time");
+            let retry = think_time(diagnostics, "retry_delay");
+            let count = requests(diagnostics);
+            Some(ClientKind::Agent {
+                think_time: think?,
+                retry_delay: retry?,
+                requests: count?,
+            })
+        }
+        "trace" => read_trace_kind(fields, scenario_path, diagnostics),
+        _ => None,
+    }
+}
+
+/// A rate: a number of requests per second, or `N/s`, `N/m` (also
+/// `N/min`), `N/h`.
+fn read_rate(node: &Node, diagnostics: &mut Diagnostics) -> Option<f64> {
+    let text = node.str(diagnostics)?;
+    let (number, per) = match text.split_once('/') {
+        Some((number, unit)) => {
+            let per = match unit.trim() {
+                "s" => 1.0,
+                "m" | "min" => 60.0,
+                "h" => 3600.0,
+                other => {
+                    diagnostics.error(
+                        node,
+                        format!("unknown rate unit `{other}`; use /s, /m or /h"),
+                    );
+                    return None;
+                }
+            };
+            (number.trim(), per)
+        }
+        None => (text.trim(), 1.0),
+    };
+    let value: f64 = match number.parse() {
+        Ok(value) => value,
+        Err(_) => {
+            diagnostics.error(
+                node,
+                format!("expected a rate such as `100` (per second) or `1000/m`, found `{text}`"),
+            );
+            return None;
+        }
+    };
+    let rate = value / per;
+    if !rate.is_finite() || rate <= 0.0 || rate > 1e9 {
+        diagnostics.error(
+            node,
+            format!("rate `{text}` must be more than zero and at most 1e9 requests per second"),
+        );
+        return None;
+    }
+    Some(rate)
+}
+
+fn read_trace_kind(
+    fields: &yaml::Fields<'_>,
+    scenario_path: &Path,
+    diagnostics: &mut Diagnostics,
+) -> Option<ClientKind> {
+    let file_node = fields.require("file", diagnostics)?;
+    let file = file_node.string(diagnostics)?;
+    let column = |key: &str,
+                  default: Option<&str>,
+                  diagnostics: &mut Diagnostics|
+     -> Option<Option<String>> {
+        match fields.get(key) {
+            Some(n) => n.string(diagnostics).map(Some),
+            None => Some(default.map(str::to_string)),
+        }
+    };
+    let time = column("time_column", Some("TIMESTAMP"), diagnostics)?;
+    let input = column("input_tokens_column", None, diagnostics)?;
+    let output = column("output_tokens_column", None, diagnostics)?;
+    let speedup = match fields.get("speedup") {
+        Some(n) => {
+            let value = n.f64(diagnostics)?;
+            if value <= 0.0 {
+                diagnostics.error(n, "speedup must be more than zero");
+                return None;
+            }
+            value
+        }
+        None => 1.0,
+    };
+    let columns = TraceColumns {
+        time: time.unwrap_or_else(|| "TIMESTAMP".to_string()),
+        input_tokens: input,
+        output_tokens: output,
+    };
+    let path = yaml::resolve_relative(scenario_path, &file);
+    match read_trace(&path, &columns) {
+        Ok(rows) => Some(ClientKind::Trace {
+            file,
+            rows: Arc::new(rows),
+            speedup,
+        }),
+        Err(errors) => {
+            for error in errors {
+                diagnostics.error(file_node, error);
+            }
+            None
+        }
+    }
+}

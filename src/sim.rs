@@ -1,0 +1,387 @@
+//! The simulation: clients, Envoy replicas and backends exchanging events
+//! on one queue.
+//!
+//! [`run`] is a pure function of `(scenario, seed)`: it reads no clock, no
+//! environment and no file, and it is single-threaded. Each component draws
+//! from its own named random stream, so adding a client does not change the
+//! draws of any other. The submodules split the world by concept: clients
+//! (`workload`), Envoy's request path (`proxy`), backend endpoints
+//! (`backend`) and Envoy's stat names (`stats`).
+
+mod backend;
+mod proxy;
+mod stats;
+mod workload;
+
+use std::collections::BTreeMap;
+
+use crate::engine::EventQueue;
+use crate::metrics::Metrics;
+use crate::rng::Streams;
+use crate::scenario::Scenario;
+use crate::time::{SimDuration, SimTime};
+
+pub use stats::EnvoyStats;
+
+/// A slab slot handle: index plus generation, so an event about a freed
+/// and reused slot is recognised as stale.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Handle {
+    pub index: u32,
+    pub generation: u32,
+}
+
+/// A slab of values addressed by [`Handle`]s.
+pub struct Slab<T> {
+    slots: Vec<(u32, Option<T>)>,
+    free: Vec<u32>,
+    live: usize,
+}
+
+impl<T> Default for Slab<T> {
+    fn default() -> Self {
+        Slab {
+            slots: Vec::new(),
+            free: Vec::new(),
+            live: 0,
+        }
+    }
+}
+
+impl<T> Slab<T> {
+    pub fn insert(&mut self, value: T) -> Handle {
+        self.live += 1;
+        if let Some(index) = self.free.pop() {
+            let slot = &mut self.slots[index as usize];
+            slot.0 = slot.0.wrapping_add(1);
+            slot.1 = Some(value);
+            return Handle {
+                index,
+                generation: slot.0,
+            };
+        }
+        let index = self.slots.len() as u32;
+        self.slots.push((0, Some(value)));
+        Handle {
+            index,
+            generation: 0,
+        }
+    }
+
+    pub fn get(&self, handle: Handle) -> Option<&T> {
+        match self.slots.get(handle.index as usize) {
+            Some((generation, Some(value))) if *generation == handle.generation => Some(value),
+            _ => None,
+        }
+    }
+
+    pub fn get_mut(&mut self, handle: Handle) -> Option<&mut T> {
+        match self.slots.get_mut(handle.index as usize) {
+            Some((generation, Some(value))) if *generation == handle.generation => Some(value),
+            _ => None,
+        }
+    }
+
+    pub fn remove(&mut self, handle: Handle) -> Option<T> {
+        let slot = self.slots.get_mut(handle.index as usize)?;
+        if slot.0 != handle.generation || slot.1.is_none() {
+            return None;
+        }
+        self.live -= 1;
+        self.free.push(handle.index);
+        slot.1.take()
+    }
+
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    /// The handle of the live value at `index`, if any.
+    pub fn handle_at(&self, index: u32) -> Option<Handle> {
+        match self.slots.get(index as usize) {
+            Some((generation, Some(_))) => Some(Handle {
+                index,
+                generation: *generation,
+            }),
+            _ => None,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// Slots ever allocated: the high-water mark of live values.
+    pub fn capacity_used(&self) -> usize {
+        self.slots.len()
+    }
+}
+
+/// Everything that happens in the simulation.
+#[derive(Clone, Debug)]
+pub(crate) enum Event {
+    /// A client definition may start its instances (its start delay ended).
+    GroupStart {
+        group: u32,
+    },
+    /// A client instance sends its next request (`slot` is the worker of a
+    /// closed-loop client).
+    ClientSend {
+        instance: u32,
+        slot: u32,
+    },
+    /// A request reached its Envoy replica.
+    ArriveAtProxy {
+        request: Handle,
+    },
+    /// The fault filter's delay ended.
+    FaultDelayDone {
+        request: Handle,
+    },
+    /// An upstream connection finished its handshake.
+    Connected {
+        replica: u32,
+        cluster: u32,
+        worker: u32,
+        host: u32,
+    },
+    /// An attempt reached its backend endpoint.
+    BackendArrive {
+        endpoint: u32,
+        work: backend::BackendWork,
+    },
+    /// An endpoint finished serving an attempt.
+    BackendDone {
+        endpoint: u32,
+        attempt: Handle,
+        status: u16,
+    },
+    /// Response headers of an attempt reached Envoy.
+    UpstreamResponse {
+        attempt: Handle,
+        status: u16,
+    },
+    RetryBackoffDone {
+        request: Handle,
+    },
+    RouteTimeout {
+        request: Handle,
+    },
+    PerTryTimeout {
+        attempt: Handle,
+    },
+    /// The final response reached the client.
+    ResponseAtClient {
+        request: Handle,
+        status: u16,
+    },
+}
+
+/// Why a run stopped before its end.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Truncation {
+    MaxEvents(u64),
+    MaxInFlight(u64),
+}
+
+impl std::fmt::Display for Truncation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Truncation::MaxEvents(limit) => write!(
+                f,
+                "stopped after {limit} events (limits.max_events); raise it in the scenario's \
+                 `limits:` section if the run is meant to be this large"
+            ),
+            Truncation::MaxInFlight(limit) => write!(
+                f,
+                "stopped with {limit} requests in flight (limits.max_in_flight); the system is \
+                 overloaded without bound, or raise the limit in the scenario's `limits:` section"
+            ),
+        }
+    }
+}
+
+/// The result of one run.
+pub struct RunOutput {
+    pub seed: u64,
+    pub metrics: Metrics,
+    pub envoy_stats: EnvoyStats,
+    /// Simulated time at which the run ended.
+    pub end: SimTime,
+    pub events: u64,
+    /// Requests still in flight when the run ended.
+    pub in_flight_at_end: u64,
+    /// Set when a limit stopped the run early.
+    pub truncated: Option<Truncation>,
+    /// Notes for the user about how the scenario was simulated.
+    pub notes: Vec<String>,
+    /// Highest circuit-breaker usage per cluster name, summed over nothing:
+    /// the maximum over replicas.
+    pub peak_active_requests: BTreeMap<String, u32>,
+}
+
+/// Runs `scenario` with `seed`.
+pub fn run(scenario: &Scenario, seed: u64) -> RunOutput {
+    let mut world = World::new(scenario, seed);
+    world.start();
+    world.run_loop();
+    world.finish()
+}
+
+/// The whole simulated system.
+pub(crate) struct World<'s> {
+    pub scenario: &'s Scenario,
+    pub queue: EventQueue<Event>,
+    pub streams: Streams,
+    pub metrics: Metrics,
+    pub workload: workload::Workload,
+    pub proxies: proxy::Proxies,
+    pub backends: backend::Backends,
+    pub notes: Vec<String>,
+    end: SimTime,
+}
+
+impl<'s> World<'s> {
+    fn new(scenario: &'s Scenario, seed: u64) -> World<'s> {
+        let streams = Streams::new(seed);
+        let groups: Vec<(String, u32)> = scenario
+            .clients
+            .iter()
+            .map(|client| (client.name.clone(), client.count))
+            .collect();
+        let backends = backend::Backends::new(scenario, &streams);
+        let proxies = proxy::Proxies::new(scenario, &backends, &streams);
+        let workload = workload::Workload::new(scenario, &streams);
+        let end = match scenario.duration {
+            Some(duration) => SimTime::ZERO + duration,
+            None => SimTime::ZERO + scenario.limits.max_duration,
+        };
+        World {
+            scenario,
+            queue: EventQueue::new(),
+            streams,
+            metrics: Metrics::new(&groups, scenario.output.bucket),
+            workload,
+            proxies,
+            backends,
+            notes: Vec::new(),
+            end,
+        }
+    }
+
+    fn start(&mut self) {
+        self.notes.extend(self.proxies.startup_notes(self.scenario));
+        for (group, client) in self.scenario.clients.iter().enumerate() {
+            if client.after.is_none() {
+                self.queue.schedule_at(
+                    SimTime::ZERO + client.start,
+                    Event::GroupStart {
+                        group: group as u32,
+                    },
+                );
+            }
+        }
+    }
+
+    fn run_loop(&mut self) {
+        let limits = &self.scenario.limits;
+        while let Some(time) = self.queue.peek_time() {
+            if time > self.end {
+                break;
+            }
+            if self.scenario.duration.is_none()
+                && self.workload.all_done()
+                && self.proxies.in_flight == 0
+            {
+                break;
+            }
+            if self.queue.events_processed() >= limits.max_events {
+                self.workload.truncated = Some(Truncation::MaxEvents(limits.max_events));
+                break;
+            }
+            if self.proxies.in_flight > limits.max_in_flight {
+                self.workload.truncated = Some(Truncation::MaxInFlight(limits.max_in_flight));
+                break;
+            }
+            let Some((now, event)) = self.queue.pop() else {
+                break;
+            };
+            self.metrics.advance(now);
+            self.dispatch(event);
+        }
+    }
+
+    fn dispatch(&mut self, event: Event) {
+        match event {
+            Event::GroupStart { group } => self.start_group(group as usize),
+            Event::ClientSend { instance, slot } => self.client_send(instance, slot),
+            Event::ArriveAtProxy { request } => self.arrive_at_proxy(request),
+            Event::FaultDelayDone { request } => self.after_fault_delay(request),
+            Event::Connected {
+                replica,
+                cluster,
+                worker,
+                host,
+            } => self.connected(replica, cluster, worker, host),
+            Event::BackendArrive { endpoint, work } => self.backend_arrive(endpoint, work),
+            Event::BackendDone {
+                endpoint,
+                attempt,
+                status,
+            } => self.backend_done(endpoint, attempt, status),
+            Event::UpstreamResponse { attempt, status } => self.upstream_response(attempt, status),
+            Event::RetryBackoffDone { request } => self.retry_backoff_done(request),
+            Event::RouteTimeout { request } => self.route_timeout(request),
+            Event::PerTryTimeout { attempt } => self.per_try_timeout(attempt),
+            Event::ResponseAtClient { request, status } => self.response_at_client(request, status),
+        }
+    }
+
+    fn finish(mut self) -> RunOutput {
+        let end = if self.scenario.duration.is_some() && self.workload.truncated.is_none() {
+            self.end.max(self.queue.now())
+        } else {
+            self.queue.now()
+        };
+        self.metrics.advance(end);
+        self.metrics.finish();
+        let envoy_stats = self.proxies.collect_stats(self.scenario);
+        let peak_active_requests = self.proxies.peak_active_requests(self.scenario);
+        RunOutput {
+            seed: self.streams.seed(),
+            envoy_stats,
+            end,
+            events: self.queue.events_processed(),
+            in_flight_at_end: self.proxies.in_flight,
+            truncated: self.workload.truncated.take(),
+            notes: self.notes,
+            peak_active_requests,
+            metrics: self.metrics,
+        }
+    }
+
+    pub(crate) fn now(&self) -> SimTime {
+        self.queue.now()
+    }
+
+    pub(crate) fn schedule_in(&mut self, delay: SimDuration, event: Event) {
+        self.queue.schedule_in(delay, event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slab_detects_stale_handles() {
+        let mut slab = Slab::default();
+        let first = slab.insert("a");
+        assert_eq!(slab.remove(first), Some("a"));
+        let second = slab.insert("b");
+        assert_eq!(second.index, first.index);
+        assert!(slab.get(first).is_none());
+        assert_eq!(slab.get(second), Some(&"b"));
+        assert_eq!(slab.len(), 1);
+    }
+}

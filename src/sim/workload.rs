@@ -1,0 +1,442 @@
+//! Clients: when each instance sends, and what it does with a response.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+use super::proxy::Request;
+use super::{Event, Truncation, World};
+use crate::rng::{self, Stream, Streams};
+use crate::scenario::{ClientKind, ClientSpec, Connection, OpenArrival, Scenario, Spread};
+use crate::time::{SimDuration, SimTime};
+
+/// One running copy of a client definition.
+pub(crate) struct Instance {
+    pub group: u32,
+    /// Number among the instances of its definition.
+    pub index: u32,
+    pub method: Arc<str>,
+    pub path: Arc<str>,
+    pub host: Arc<str>,
+    pub headers: Arc<Vec<(String, String)>>,
+    /// True when headers or path contain `{user}` (open clients with users).
+    pub per_user: bool,
+    pub source_ip: IpAddr,
+    pub rng: Stream,
+    pub sent: u64,
+    pub in_flight: u32,
+    pub done_sending: bool,
+    pub finished: bool,
+    /// Next trace row to send.
+    pub trace_cursor: usize,
+    /// Replica for sticky spread.
+    pub sticky_replica: u32,
+}
+
+struct GroupState {
+    first_instance: u32,
+    count: u32,
+    finished: u32,
+    started: bool,
+    /// Groups that start when this one has finished.
+    dependents: Vec<u32>,
+}
+
+pub(crate) struct Workload {
+    pub instances: Vec<Instance>,
+    groups: Vec<GroupState>,
+    /// Groups not yet finished (started or not).
+    unfinished_groups: usize,
+    round_robin: u64,
+    pub truncated: Option<Truncation>,
+}
+
+fn expand(template: &str, index: u32) -> String {
+    template.replace("{index}", &index.to_string())
+}
+
+fn default_source_ip(global_index: u32) -> IpAddr {
+    let n = global_index.wrapping_add(1);
+    IpAddr::V4(Ipv4Addr::new(10, (n >> 16) as u8, (n >> 8) as u8, n as u8))
+}
+
+impl Workload {
+    pub fn new(scenario: &Scenario, streams: &Streams) -> Workload {
+        let mut instances = Vec::new();
+        let mut groups: Vec<GroupState> = Vec::new();
+        let mut placement = streams.stream("placement", 0);
+        for (group, client) in scenario.clients.iter().enumerate() {
+            let first_instance = instances.len() as u32;
+            for index in 0..client.count {
+                instances.push(new_instance(
+                    client,
+                    group as u32,
+                    index,
+                    instances.len() as u32,
+                    scenario.envoy.replicas,
+                    streams,
+                    &mut placement,
+                ));
+            }
+            groups.push(GroupState {
+                first_instance,
+                count: client.count,
+                finished: 0,
+                started: false,
+                dependents: Vec::new(),
+            });
+        }
+        for (group, client) in scenario.clients.iter().enumerate() {
+            if let Some(after) = client.after {
+                groups[after].dependents.push(group as u32);
+            }
+        }
+        Workload {
+            unfinished_groups: groups.len(),
+            instances,
+            groups,
+            round_robin: 0,
+            truncated: None,
+        }
+    }
+
+    pub fn all_done(&self) -> bool {
+        self.unfinished_groups == 0
+    }
+}
+
+fn new_instance(
+    client: &ClientSpec,
+    group: u32,
+    index: u32,
+    global_index: u32,
+    replicas: u32,
+    streams: &Streams,
+    placement: &mut Stream,
+) -> Instance {
+    let template = &client.request;
+    let headers: Vec<(String, String)> = template
+        .headers
+        .iter()
+        .map(|(name, value)| (name.clone(), expand(value, index)))
+        .collect();
+    let path = expand(&template.path, index);
+    let per_user = headers.iter().any(|(_, v)| v.contains("{user}")) || path.contains("{user}");
+    let source_ip = if template.source_ip.contains("{index_hi}") {
+        default_source_ip(global_index)
+    } else {
+        expand(&template.source_ip, index)
+            .parse()
+            .unwrap_or_else(|_| default_source_ip(global_index))
+    };
+    Instance {
+        group,
+        index,
+        method: Arc::from(template.method.as_str()),
+        path: Arc::from(path.as_str()),
+        host: Arc::from(expand(&template.host, index).as_str()),
+        headers: Arc::new(headers),
+        per_user,
+        source_ip,
+        rng: streams.stream(&format!("client/{}", client.name), u64::from(index)),
+        sent: 0,
+        in_flight: 0,
+        done_sending: false,
+        finished: false,
+        trace_cursor: 0,
+        sticky_replica: rng::below(placement, u64::from(replicas.max(1))) as u32,
+    }
+}
+
+fn seconds(value: f64) -> SimDuration {
+    SimDuration::from_secs_rounded(value)
+}
+
+impl World<'_> {
+    /// Starts every instance of a client definition.
+    pub(super) fn start_group(&mut self, group: usize) {
+        let state = &mut self.workload.groups[group];
+        if state.started {
+            return;
+        }
+        state.started = true;
+        let first = state.first_instance;
+        let count = state.count;
+        let client = &self.scenario.clients[group];
+        for offset in 0..count {
+            let instance = first + offset;
+            match &client.kind {
+                ClientKind::Closed { concurrency, .. } => {
+                    for slot in 0..*concurrency {
+                        self.queue
+                            .schedule_in(SimDuration::ZERO, Event::ClientSend { instance, slot });
+                    }
+                }
+                ClientKind::Trace { rows, speedup, .. } => {
+                    if let Some(row) = rows.first() {
+                        let offset = seconds(row.offset.as_secs_f64() / speedup);
+                        self.queue
+                            .schedule_in(offset, Event::ClientSend { instance, slot: 0 });
+                    }
+                }
+                _ => self
+                    .queue
+                    .schedule_in(SimDuration::ZERO, Event::ClientSend { instance, slot: 0 }),
+            }
+        }
+        if count == 0 {
+            self.group_finished(group);
+        }
+    }
+
+    fn stop_time(&self, client: &ClientSpec) -> SimTime {
+        let mut stop = match self.scenario.duration {
+            Some(duration) => SimTime::ZERO + duration,
+            None => SimTime::MAX,
+        };
+        if let Some(client_stop) = client.stop {
+            stop = stop.min(SimTime::ZERO + client_stop);
+        }
+        stop
+    }
+
+    /// Handles `ClientSend`: sends one request if the client still may.
+    pub(super) fn client_send(&mut self, instance_index: u32, slot: u32) {
+        let instance = &self.workload.instances[instance_index as usize];
+        if instance.done_sending {
+            return;
+        }
+        let client = &self.scenario.clients[instance.group as usize];
+        let now = self.now();
+        if now >= self.stop_time(client) {
+            self.stop_sending(instance_index);
+            return;
+        }
+        let limit = match &client.kind {
+            ClientKind::Sequential { requests, .. } | ClientKind::Closed { requests, .. } => {
+                Some(*requests)
+            }
+            ClientKind::Open { requests, .. } | ClientKind::Agent { requests, .. } => *requests,
+            ClientKind::Trace { rows, .. } => Some(rows.len() as u64),
+        };
+        if limit.is_some_and(|limit| instance.sent >= limit) {
+            self.stop_sending(instance_index);
+            return;
+        }
+
+        let mut trace_tokens = None;
+        let mut user = None;
+        match &client.kind {
+            ClientKind::Open {
+                rate_per_s,
+                arrival,
+                users,
+                ..
+            } => {
+                let instance = &mut self.workload.instances[instance_index as usize];
+                if let Some(users) = users {
+                    user = Some(rng::below(&mut instance.rng, u64::from(*users)));
+                }
+                let gap = match arrival {
+                    OpenArrival::Constant => 1.0 / rate_per_s,
+                    OpenArrival::Poisson => {
+                        -(1.0 - rng::unit_f64(&mut instance.rng)).ln() / rate_per_s
+                    }
+                };
+                // A gap below a nanosecond would stall the clock; one
+                // nanosecond is the resolution of simulated time.
+                let gap = seconds(gap).max(SimDuration::from_nanos(1));
+                self.queue.schedule_in(
+                    gap,
+                    Event::ClientSend {
+                        instance: instance_index,
+                        slot,
+                    },
+                );
+            }
+            ClientKind::Trace { rows, speedup, .. } => {
+                let instance = &mut self.workload.instances[instance_index as usize];
+                let row = rows[instance.trace_cursor];
+                trace_tokens = Some((row.input_tokens, row.output_tokens));
+                instance.trace_cursor += 1;
+                if let Some(next) = rows.get(instance.trace_cursor) {
+                    let at = SimTime::ZERO + seconds(next.offset.as_secs_f64() / speedup);
+                    let start = client.start;
+                    self.queue.schedule_at(
+                        at + start,
+                        Event::ClientSend {
+                            instance: instance_index,
+                            slot,
+                        },
+                    );
+                }
+            }
+            _ => {}
+        }
+        self.issue_request(instance_index, slot, user, trace_tokens);
+        let instance = &self.workload.instances[instance_index as usize];
+        if limit.is_some_and(|limit| instance.sent >= limit) {
+            self.stop_sending(instance_index);
+        }
+    }
+
+    fn issue_request(
+        &mut self,
+        instance_index: u32,
+        slot: u32,
+        user: Option<u64>,
+        trace_tokens: Option<(Option<u64>, Option<u64>)>,
+    ) {
+        let replicas = self.scenario.envoy.replicas;
+        let workers = self.scenario.envoy.workers;
+        let spread = self.scenario.envoy.spread;
+        let round_robin = self.workload.round_robin;
+        self.workload.round_robin += 1;
+        let instance = &mut self.workload.instances[instance_index as usize];
+        let client = &self.scenario.clients[instance.group as usize];
+        let replica = match spread {
+            Spread::RoundRobin => (round_robin % u64::from(replicas)) as u32,
+            Spread::Random => rng::below(&mut instance.rng, u64::from(replicas)) as u32,
+            Spread::Sticky => instance.sticky_replica,
+        };
+        let worker = match client.connection {
+            Connection::KeepAlive => {
+                let key = format!("{}/{}/{slot}/{replica}", instance.group, instance.index);
+                (rng::fnv1a(key.as_bytes()) % u64::from(workers)) as u32
+            }
+            Connection::PerRequest => rng::below(&mut instance.rng, u64::from(workers)) as u32,
+        };
+        let (input_tokens, output_tokens) = match trace_tokens {
+            Some((input, output)) => (input.unwrap_or(0), output.unwrap_or(0)),
+            None => {
+                let template = &client.request;
+                let input = template
+                    .input_tokens
+                    .as_ref()
+                    .map_or(0, |d| d.sample(&mut instance.rng).round() as u64);
+                let output = template
+                    .output_tokens
+                    .as_ref()
+                    .map_or(0, |d| d.sample(&mut instance.rng).round() as u64);
+                (input, output)
+            }
+        };
+        let (headers, path) = match user {
+            Some(user) if instance.per_user => {
+                let user = user.to_string();
+                let headers: Vec<(String, String)> = instance
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.replace("{user}", &user)))
+                    .collect();
+                (
+                    Arc::new(headers),
+                    Arc::from(instance.path.replace("{user}", &user).as_str()),
+                )
+            }
+            _ => (instance.headers.clone(), instance.path.clone()),
+        };
+        instance.sent += 1;
+        instance.in_flight += 1;
+        let group = instance.group;
+        let request = Request {
+            instance: instance_index,
+            group,
+            slot,
+            replica,
+            worker,
+            sent_at: self.queue.now(),
+            method: instance.method.clone(),
+            path,
+            host: instance.host.clone(),
+            headers,
+            source_ip: instance.source_ip,
+            delay: client.request.delay,
+            input_tokens,
+            output_tokens,
+            router: None,
+        };
+        self.metrics.record_sent(group as usize, instance.index);
+        let handle = self.proxies.requests.insert(request);
+        self.proxies.in_flight += 1;
+        let latency = self.scenario.envoy.client_latency;
+        self.queue
+            .schedule_in(latency, Event::ArriveAtProxy { request: handle });
+    }
+
+    /// Handles the final response of a request at its client.
+    pub(super) fn response_at_client(&mut self, handle: super::Handle, status: u16) {
+        let Some(request) = self.proxies.requests.remove(handle) else {
+            return;
+        };
+        self.proxies.in_flight = self.proxies.in_flight.saturating_sub(1);
+        let now = self.now();
+        let latency = now.saturating_since(request.sent_at);
+        let instance_index = request.instance;
+        let instance = &mut self.workload.instances[instance_index as usize];
+        instance.in_flight = instance.in_flight.saturating_sub(1);
+        let group = instance.group as usize;
+        self.metrics
+            .record_completed(group, instance.index, status, latency, now);
+
+        let client = &self.scenario.clients[group];
+        let instance = &mut self.workload.instances[instance_index as usize];
+        let next_delay = match &client.kind {
+            ClientKind::Sequential { think_time, .. } | ClientKind::Closed { think_time, .. } => {
+                Some(seconds(think_time.sample(&mut instance.rng)))
+            }
+            ClientKind::Agent {
+                think_time,
+                retry_delay,
+                ..
+            } => {
+                let dist = if (200..300).contains(&status) {
+                    think_time
+                } else {
+                    retry_delay
+                };
+                Some(seconds(dist.sample(&mut instance.rng)))
+            }
+            ClientKind::Open { .. } | ClientKind::Trace { .. } => None,
+        };
+        if let Some(delay) = next_delay
+            && !instance.done_sending
+        {
+            self.queue.schedule_in(
+                delay,
+                Event::ClientSend {
+                    instance: instance_index,
+                    slot: request.slot,
+                },
+            );
+        }
+        self.maybe_finish(instance_index);
+    }
+
+    fn stop_sending(&mut self, instance_index: u32) {
+        self.workload.instances[instance_index as usize].done_sending = true;
+        self.maybe_finish(instance_index);
+    }
+
+    fn maybe_finish(&mut self, instance_index: u32) {
+        let instance = &mut self.workload.instances[instance_index as usize];
+        if instance.finished || !instance.done_sending || instance.in_flight > 0 {
+            return;
+        }
+        instance.finished = true;
+        let group = instance.group as usize;
+        self.workload.groups[group].finished += 1;
+        if self.workload.groups[group].finished == self.workload.groups[group].count {
+            self.group_finished(group);
+        }
+    }
+
+    fn group_finished(&mut self, group: usize) {
+        self.workload.unfinished_groups = self.workload.unfinished_groups.saturating_sub(1);
+        let dependents = self.workload.groups[group].dependents.clone();
+        for dependent in dependents {
+            let start = self.scenario.clients[dependent as usize].start;
+            self.queue
+                .schedule_in(start, Event::GroupStart { group: dependent });
+        }
+    }
+}
