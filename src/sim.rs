@@ -218,11 +218,40 @@ pub struct RunOutput {
     /// Highest circuit-breaker usage per cluster name, summed over nothing:
     /// the maximum over replicas.
     pub peak_active_requests: BTreeMap<String, u32>,
+    /// Per-request records, when asked for.
+    pub requests: Vec<RequestRecord>,
+}
+
+/// What to keep beyond the aggregate metrics.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunOptions {
+    /// Keep one [`RequestRecord`] per completed request. Memory then grows
+    /// with the number of requests.
+    pub record_requests: bool,
+}
+
+/// One completed request, kept when [`RunOptions::record_requests`] is set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RequestRecord {
+    /// Index of the client definition in the scenario.
+    pub group: u32,
+    pub instance: u32,
+    pub sent: SimTime,
+    pub completed: SimTime,
+    pub status: u16,
+    /// Upstream attempts made (0 for a local reply).
+    pub attempts: u32,
+}
+
+/// Runs `scenario` with `seed`, keeping aggregate metrics only.
+pub fn run(scenario: &Scenario, seed: u64) -> RunOutput {
+    run_with(scenario, seed, RunOptions::default())
 }
 
 /// Runs `scenario` with `seed`.
-pub fn run(scenario: &Scenario, seed: u64) -> RunOutput {
+pub fn run_with(scenario: &Scenario, seed: u64, options: RunOptions) -> RunOutput {
     let mut world = World::new(scenario, seed);
+    world.options = options;
     world.start();
     world.run_loop();
     world.finish()
@@ -238,6 +267,8 @@ pub(crate) struct World<'s> {
     pub proxies: proxy::Proxies,
     pub backends: backend::Backends,
     pub notes: Vec<String>,
+    pub options: RunOptions,
+    pub records: Vec<RequestRecord>,
     end: SimTime,
 }
 
@@ -265,6 +296,8 @@ impl<'s> World<'s> {
             proxies,
             backends,
             notes: Vec::new(),
+            options: RunOptions::default(),
+            records: Vec::new(),
             end,
         }
     }
@@ -356,6 +389,7 @@ impl<'s> World<'s> {
             truncated: self.workload.truncated.take(),
             notes: self.notes,
             peak_active_requests,
+            requests: self.records,
             metrics: self.metrics,
         }
     }

@@ -47,6 +47,13 @@ pub(crate) struct Request {
 }
 
 impl Request {
+    /// Upstream attempts made so far.
+    pub fn attempts(&self) -> u32 {
+        self.router
+            .as_ref()
+            .map_or(0, |r| r.hosts_tried.len() as u32)
+    }
+
     fn attrs(&self) -> RequestAttrs<'_> {
         RequestAttrs {
             host: &self.host,

@@ -377,6 +377,16 @@ impl World<'_> {
         let group = instance.group as usize;
         self.metrics
             .record_completed(group, instance.index, status, latency, now);
+        if self.options.record_requests {
+            self.records.push(super::RequestRecord {
+                group: group as u32,
+                instance: instance.index,
+                sent: request.sent_at,
+                completed: now,
+                status,
+                attempts: request.attempts(),
+            });
+        }
 
         let client = &self.scenario.clients[group];
         let instance = &mut self.workload.instances[instance_index as usize];
