@@ -35,6 +35,26 @@ enum Command {
         #[arg(short, long)]
         quiet: bool,
     },
+    /// Check BackendTrafficPolicies as Envoy Gateway would: accepted or
+    /// invalid, the routes each applies to, its limits and warnings.
+    Validate {
+        /// Manifest files or folders (searched for *.yaml and *.yml).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Envoy replicas the Gateway runs (a count); local limits apply
+        /// per replica.
+        #[arg(long, default_value_t = 1)]
+        replicas: u32,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "human")]
+        format: ValidateFormat,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ValidateFormat {
+    Human,
+    Json,
 }
 
 fn main() -> ExitCode {
@@ -46,6 +66,11 @@ fn main() -> ExitCode {
             seed,
             quiet,
         } => run(&scenario, out, seed, quiet),
+        Command::Validate {
+            paths,
+            replicas,
+            format,
+        } => validate(&paths, replicas, format),
     }
 }
 
@@ -80,4 +105,30 @@ fn run(path: &std::path::Path, out: Option<PathBuf>, seed: Option<u64>, quiet: b
         print!("{}", report::human_summary(&scenario, &output, &dir));
     }
     ExitCode::SUCCESS
+}
+
+fn validate(paths: &[PathBuf], replicas: u32, format: ValidateFormat) -> ExitCode {
+    let options = trafficsim::validate::ValidateOptions {
+        replicas: replicas.max(1),
+        ..Default::default()
+    };
+    let report = trafficsim::validate::validate(paths, &options);
+    match format {
+        ValidateFormat::Json => {
+            let json = trafficsim::validate::render_json(&report);
+            println!("{json:#}");
+        }
+        ValidateFormat::Human => match &report.errors {
+            Some(errors) => {
+                eprintln!(
+                    "trafficsim: error: {} problem{} in the manifests:",
+                    errors.len(),
+                    if errors.len() == 1 { "" } else { "s" }
+                );
+                eprintln!("{errors}");
+            }
+            None => print!("{}", trafficsim::validate::render_human(&report)),
+        },
+    }
+    ExitCode::from(report.exit_code())
 }

@@ -10,6 +10,7 @@
 //! have changed answer 500, as in the real gateway. Nothing outside this
 //! module knows the shape of Kubernetes objects.
 
+mod advice;
 mod attach;
 mod features;
 mod gateway_api;
@@ -71,6 +72,13 @@ impl ManifestSet {
             .find(|p| p.meta.key() == name)
             .map(|p| p.spec.ignored.clone())
             .unwrap_or_default()
+    }
+
+    /// Whether policy `name` sets `rateLimit`.
+    pub fn policy_has_rate_limit(&self, name: &str) -> bool {
+        self.policies
+            .iter()
+            .any(|p| p.meta.key() == name && p.spec.rate_limit.is_some())
     }
 
     /// `file:line:column` where policy `name` starts.
@@ -202,6 +210,9 @@ pub fn translate(set: &ManifestSet, options: &TranslateOptions) -> GatewayModel 
         model.routes.push(route);
     }
     model.policies = attachment.statuses;
+    for (status, policy) in model.policies.iter_mut().zip(&policies) {
+        status.warnings.extend(advice::policy_warnings(policy));
+    }
     model
 }
 
