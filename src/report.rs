@@ -213,7 +213,7 @@ pub fn chart_series(scenario: &Scenario, output: &RunOutput) -> (OutcomeSeries, 
     let bucket_s = metrics.bucket.as_secs_f64();
     let buckets = (output.end.as_nanos() / metrics.bucket.as_nanos().max(1) + 1) as usize;
     let mut outcomes = OutcomeSeries {
-        title: format!("{}: outcomes per second", scenario.name),
+        title: scenario.name.clone(),
         bucket_seconds: bucket_s,
         ok_2xx: vec![0.0; buckets],
         rate_limited_429: vec![0.0; buckets],
@@ -248,7 +248,7 @@ pub fn chart_series(scenario: &Scenario, output: &RunOutput) -> (OutcomeSeries, 
         })
         .collect();
     let spend = SpendSeries {
-        title: format!("{}: cumulative spend", scenario.name),
+        title: scenario.name.clone(),
         bucket_seconds: bucket_s,
         clients,
     };

@@ -95,6 +95,9 @@ pub struct BackendSpec {
     pub concurrency: u32,
     /// Seconds.
     pub service_time: Dist,
+    /// Added to the service time for each output token of a request, as an
+    /// LLM generates tokens one after another.
+    pub per_output_token: SimDuration,
     pub errors: Vec<ErrorResponse>,
     pub cost: CostModel,
 }
@@ -507,6 +510,7 @@ fn read_backend(node: &Node, diagnostics: &mut Diagnostics) -> Option<BackendSpe
             "endpoints",
             "concurrency",
             "service_time",
+            "per_output_token",
             "errors",
             "cost",
         ],
@@ -530,6 +534,9 @@ fn read_backend(node: &Node, diagnostics: &mut Diagnostics) -> Option<BackendSpe
         Some(n) => dist::read(n, Quantity::Seconds, diagnostics),
         None => Some(Dist::Constant(0.001)),
     };
+    let per_output_token = fields
+        .get("per_output_token")
+        .map_or(Some(SimDuration::ZERO), |n| n.duration(diagnostics));
     let errors = match fields.get("errors") {
         Some(n) => read_errors(n, diagnostics),
         None => Some(Vec::new()),
@@ -544,6 +551,7 @@ fn read_backend(node: &Node, diagnostics: &mut Diagnostics) -> Option<BackendSpe
         endpoints: endpoints?,
         concurrency: concurrency?,
         service_time: service_time?,
+        per_output_token: per_output_token?,
         errors: errors?,
         cost: cost?,
     })

@@ -47,6 +47,7 @@ pub fn run_manifest(scenario: &Scenario, seed: u64, tool_version: &str) -> Value
             "endpoints": backend.endpoints,
             "concurrency_per_endpoint": backend.concurrency,
             "service_time": backend.service_time.to_json("s"),
+            "per_output_token_s": seconds(backend.per_output_token),
             "errors": backend.errors.iter().map(|e| json!({"status": e.status, "probability": e.probability})).collect::<Vec<_>>(),
             "cost": {
                 "per_request_usd": backend.cost.per_request_usd,

@@ -109,9 +109,11 @@ impl World<'_> {
         // whether or not the client asked for a fixed delay.
         let drawn = backend.service_time.sample(&mut endpoint.rng);
         let roll = rng::unit_f64(&mut endpoint.rng);
+        let generation = backend.per_output_token.saturating_mul(work.output_tokens);
         let service = work
             .delay
-            .unwrap_or_else(|| SimDuration::from_secs_rounded(drawn));
+            .unwrap_or_else(|| SimDuration::from_secs_rounded(drawn))
+            + generation;
         let mut status = 200;
         let mut cumulative = 0.0;
         for error in &backend.errors {
