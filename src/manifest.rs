@@ -31,6 +31,7 @@ use crate::gateway::{
 use crate::time::SimDuration;
 use crate::yaml::{self, Diagnostics, Node};
 
+pub use attach::NOT_ATTACHED;
 use attach::{AppliedTraffic, attach_policies};
 use features::build_retry;
 use gateway_api::{Gateway, MatchKind, NamedMatch, PathSpec, Route as RouteObject};
@@ -156,6 +157,8 @@ pub fn load_nodes(nodes: &[Node], file: &Path) -> Result<ManifestSet, Diagnostic
 /// Translates the manifests into the Envoy routes, clusters and policy
 /// statuses Envoy Gateway v1.9 would produce.
 pub fn translate(set: &ManifestSet, options: &TranslateOptions) -> GatewayModel {
+    let mut notes = set.notes.clone();
+    let set = &latest_definitions(set, &mut notes);
     let mut gateways = set.gateways.clone();
     gateways.sort_by_key(|g| g.meta.sort_key());
     // Envoy Gateway processes HTTPRoutes before GRPCRoutes, each sorted.
@@ -164,7 +167,6 @@ pub fn translate(set: &ManifestSet, options: &TranslateOptions) -> GatewayModel 
     let mut policies = set.policies.clone();
     policies.sort_by_key(|p| p.meta.sort_key());
 
-    let mut notes = set.notes.clone();
     for route in &route_objects {
         for (index, rule) in route.rules.iter().enumerate() {
             for field in &rule.ignored {
@@ -214,6 +216,56 @@ pub fn translate(set: &ManifestSet, options: &TranslateOptions) -> GatewayModel 
         status.warnings.extend(advice::policy_warnings(policy));
     }
     model
+}
+
+/// Keeps the last definition of each object, as applying the files in
+/// order with `kubectl apply` would, and notes each replaced one.
+fn latest_definitions(set: &ManifestSet, notes: &mut Vec<String>) -> ManifestSet {
+    fn keep_last<T: Clone>(
+        items: &[T],
+        key: impl Fn(&T) -> (String, String),
+        origin: impl Fn(&T) -> String,
+        notes: &mut Vec<String>,
+    ) -> Vec<T> {
+        let mut kept: Vec<T> = Vec::new();
+        for item in items {
+            match kept.iter().position(|k| key(k) == key(item)) {
+                Some(position) => {
+                    let (kind, name) = key(item);
+                    notes.push(format!(
+                        "{kind} {name} is defined twice; the definition at {} replaces the one \
+                         at {}, as applying the files in order would",
+                        origin(item),
+                        origin(&kept[position])
+                    ));
+                    kept[position] = item.clone();
+                }
+                None => kept.push(item.clone()),
+            }
+        }
+        kept
+    }
+    ManifestSet {
+        gateways: keep_last(
+            &set.gateways,
+            |g| ("Gateway".to_string(), g.meta.key()),
+            |g| g.meta.origin(),
+            notes,
+        ),
+        routes: keep_last(
+            &set.routes,
+            |r| (r.kind.kind_name().to_string(), r.meta.key()),
+            |r| r.meta.origin(),
+            notes,
+        ),
+        policies: keep_last(
+            &set.policies,
+            |p| ("BackendTrafficPolicy".to_string(), p.meta.key()),
+            |p| p.meta.origin(),
+            notes,
+        ),
+        notes: Vec::new(),
+    }
 }
 
 fn cluster_index(

@@ -56,17 +56,23 @@ pub struct PolicyReport {
 }
 
 impl Report {
-    /// 0 when every policy is accepted, 1 when one is not, 2 when a file
-    /// cannot be read or parsed.
+    /// 0 when no policy is rejected (one attached to nothing read is
+    /// not), 1 when one is, 2 when a file cannot be read or parsed.
     pub fn exit_code(&self) -> u8 {
         if self.errors.is_some() {
             2
-        } else if self.policies.iter().any(|p| !p.status.accepted) {
+        } else if self.policies.iter().any(|p| is_rejected(&p.status)) {
             1
         } else {
             0
         }
     }
+}
+
+/// Whether Envoy Gateway rejects the policy (invalid, conflicted or a
+/// missing section); a policy attached to nothing read is not rejected.
+pub fn is_rejected(status: &PolicyStatus) -> bool {
+    !status.accepted && status.reason != manifest::NOT_ATTACHED
 }
 
 /// Reads, translates and checks the manifests under `paths`.
@@ -466,7 +472,7 @@ pub fn render_human(report: &Report) -> String {
     let invalid = report
         .policies
         .iter()
-        .filter(|p| !p.status.accepted)
+        .filter(|p| is_rejected(&p.status))
         .count();
     let _ = writeln!(
         out,

@@ -16,6 +16,10 @@ use super::routes::BuiltRoute;
 use crate::gateway::{AncestorStatus, PolicyCondition, PolicyStatus};
 use crate::yaml::Diagnostics;
 
+/// The reason given to a policy none of whose targets was read. Envoy
+/// Gateway reports nothing for it; it is not an error of the policy.
+pub const NOT_ATTACHED: &str = "NotAttached";
+
 /// What a policy did to one Envoy route.
 #[derive(Clone, Debug)]
 pub struct AppliedTraffic {
@@ -633,9 +637,9 @@ impl<'a> Attacher<'a> {
                 ),
                 _ => (
                     false,
-                    "TargetNotFound".to_string(),
-                    "No target of this policy exists in the manifests read; Envoy Gateway \
-                     ignores the policy and reports no status for it."
+                    NOT_ATTACHED.to_string(),
+                    "None of this policy's targets is in the manifests read, so it applies \
+                     to nothing; Envoy Gateway sets no status on such a policy."
                         .to_string(),
                 ),
             };

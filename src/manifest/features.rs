@@ -51,6 +51,13 @@ pub fn build_features(
             Err(error) => errors.push(format!("RateLimit: {error}")),
         }
     }
+    let unmodelled = |feature: &'static str| {
+        spec.unmodelled_errors
+            .iter()
+            .filter(move |(name, _)| *name == feature)
+            .map(|(name, message)| format!("{name}: {message}"))
+    };
+    errors.extend(unmodelled("BandwidthLimit"));
     if let Some(load_balancer) = &spec.load_balancer {
         match build_load_balancer(load_balancer) {
             Ok(lb) => features.load_balancer = Some(lb),
@@ -70,6 +77,8 @@ pub fn build_features(
         }
     }
     features.timeout = spec.timeout.clone();
+    errors.extend(unmodelled("BackendConnection"));
+    errors.extend(unmodelled("RequestBuffer"));
     let error = if errors.is_empty() {
         None
     } else {

@@ -42,6 +42,9 @@ pub struct PolicySpec {
     pub fault_injection: Option<FaultInjectionSpec>,
     /// Fields that were read but that the simulation does not model.
     pub ignored: Vec<String>,
+    /// Envoy Gateway's translation errors for fields the simulation does
+    /// not model otherwise, as `(feature, message)`.
+    pub unmodelled_errors: Vec<(&'static str, String)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -321,6 +324,116 @@ const SPEC_FIELDS: &[&str] = &[
     "routingType",
 ];
 
+/// Envoy Gateway's range checks on the byte sizes of fields that are not
+/// simulated: each must fit Envoy's 32-bit fields.
+fn size_errors(fields: &Fields) -> Vec<(&'static str, String)> {
+    let mut errors = Vec::new();
+    let scalar = |node: Option<&Node>| node.and_then(Node::scalar).map(str::to_string);
+    let bandwidth = fields.get("bandwidthLimit");
+    for direction in ["request", "response"] {
+        let limit = bandwidth
+            .and_then(|b| b.get(direction))
+            .and_then(|d| d.get("limit"));
+        let Some(value) = scalar(limit.and_then(|l| l.get("value"))) else {
+            continue;
+        };
+        let unit =
+            scalar(limit.and_then(|l| l.get("unit"))).unwrap_or_else(|| "Second".to_string());
+        let seconds: i128 = match unit.as_str() {
+            "Minute" => 60,
+            "Hour" => 3600,
+            _ => 1,
+        };
+        if let Some(bytes) = quantity_bytes(&value)
+            && bytes >= 0
+            && bytes / (seconds * 1024) == 0
+        {
+            errors.push((
+                "BandwidthLimit",
+                format!(
+                    "{direction}: bandwidth limit of {bytes} bytes per {unit} is below the \
+                     minimum of 1 KiB/s"
+                ),
+            ));
+        }
+    }
+    let buffer = scalar(fields.get("connection").and_then(|c| c.get("bufferLimit")));
+    if let Some(text) = buffer
+        && quantity_bytes(&text).is_some_and(|bytes| !(0..=u32::MAX as i128).contains(&bytes))
+    {
+        let text = canonical_quantity(&text);
+        errors.push((
+            "BackendConnection",
+            format!("BufferLimit value {text} is out of range"),
+        ));
+    }
+    let request_buffer = scalar(fields.get("requestBuffer").and_then(|c| c.get("limit")));
+    if let Some(text) = request_buffer
+        && quantity_bytes(&text).is_some_and(|bytes| !(0..=u32::MAX as i128).contains(&bytes))
+    {
+        let text = canonical_quantity(&text);
+        errors.push((
+            "RequestBuffer",
+            format!("limit value {text} is out of range, must be between 0 and 4294967295"),
+        ));
+    }
+    errors
+}
+
+/// A quantity as Kubernetes prints it: the largest suffix of the same
+/// family that keeps the number whole (`1000G` becomes `1T`).
+fn canonical_quantity(text: &str) -> String {
+    const DECIMAL: &[&str] = &["", "k", "M", "G", "T", "P", "E"];
+    const BINARY: &[&str] = &["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"];
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, suffix) = text.split_at(split);
+    let Ok(mut number) = digits.parse::<u128>() else {
+        return text.to_string();
+    };
+    let (family, base) = if BINARY.contains(&suffix) && !suffix.is_empty() {
+        (BINARY, 1024)
+    } else {
+        (DECIMAL, 1000)
+    };
+    let Some(mut position) = family.iter().position(|s| *s == suffix) else {
+        return text.to_string();
+    };
+    while number != 0 && number % base == 0 && position + 1 < family.len() {
+        number /= base;
+        position += 1;
+    }
+    format!("{number}{}", family[position])
+}
+
+/// The value of a Kubernetes quantity such as `512Ki`, `1T` or `100`;
+/// `None` for fractions and text that is not a quantity.
+fn quantity_bytes(text: &str) -> Option<i128> {
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '-' || c == '+'))
+        .unwrap_or(text.len());
+    let (number, suffix) = text.split_at(split);
+    let number: i128 = number.parse().ok()?;
+    let scale: i128 = match suffix {
+        "" => 1,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        "Ti" => 1 << 40,
+        "Pi" => 1 << 50,
+        "Ei" => 1 << 60,
+        "k" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        "T" => 1_000_000_000_000,
+        "P" => 1_000_000_000_000_000,
+        "E" => 1_000_000_000_000_000_000,
+        _ => return None,
+    };
+    number.checked_mul(scale)
+}
+
 const TARGET_KINDS: &[&str] = &[
     "Gateway",
     "ListenerSet",
@@ -400,6 +513,7 @@ pub fn read_spec(node: &Node, diagnostics: &mut Diagnostics) -> Option<PolicySpe
     if let Some(load_balancer) = &spec.load_balancer {
         spec.ignored.extend(load_balancer.ignored.iter().cloned());
     }
+    spec.unmodelled_errors = size_errors(&fields);
     if fields
         .get("healthCheck")
         .and_then(|n| n.get("active"))

@@ -699,16 +699,14 @@ fn merge_rules(base: &[IrRule], patch: &[IrRule], strategic: bool) -> Vec<IrRule
     if !strategic {
         return patch.to_vec();
     }
-    let mut merged = base.to_vec();
-    for rule in patch {
-        match merged
-            .iter_mut()
-            .find(|existing| existing.name == rule.name)
-        {
-            Some(existing) => *existing = rule.clone(),
-            None => merged.push(rule.clone()),
-        }
-    }
+    // Kubernetes strategic merge lists the patch's items first, then the
+    // base items the patch does not name.
+    let mut merged = patch.to_vec();
+    merged.extend(
+        base.iter()
+            .filter(|rule| !patch.iter().any(|p| p.name == rule.name))
+            .cloned(),
+    );
     merged
 }
 

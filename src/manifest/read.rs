@@ -105,23 +105,26 @@ fn read_bundle(
         return;
     }
     for (key, value) in entries {
-        let known = BUNDLE_KEYS.iter().find(|(bundle_key, _)| bundle_key == key);
-        let Some(items) = value.seq(diagnostics) else {
-            continue;
-        };
-        if known.is_none() {
-            if !items.is_empty() {
+        // Envoy Gateway decodes bundles with Go's JSON rules, which match
+        // keys case-insensitively (its own tests write `httproutes`).
+        let known = BUNDLE_KEYS
+            .iter()
+            .any(|(bundle_key, _)| bundle_key.eq_ignore_ascii_case(key));
+        if !known {
+            if !value.is_null() {
                 set.notes.push(format!(
-                    "{}:{}:{}: skipped {} object(s) under `{key}`; only Gateway, HTTPRoute, \
-                     GRPCRoute and BackendTrafficPolicy affect the simulation",
+                    "{}:{}:{}: skipped `{key}`; only Gateway, HTTPRoute, GRPCRoute and \
+                     BackendTrafficPolicy affect the simulation",
                     file.display(),
                     value.location.line,
                     value.location.column,
-                    items.len()
                 ));
             }
             continue;
         }
+        let Some(items) = value.seq(diagnostics) else {
+            continue;
+        };
         for item in items {
             read_object(item, file, set, diagnostics);
         }
