@@ -34,6 +34,9 @@ pub enum RefillModel {
 /// The slowest refill Envoy allows: one token per 365-day year.
 const MIN_FILL_RATE_PER_S: f64 = 1.0 / 31_536_000.0;
 
+/// Rounding slack when comparing available tokens with a cost.
+const TOKEN_TOLERANCE: f64 = 1e-12;
+
 /// One token bucket.
 #[derive(Clone, Debug)]
 pub struct TokenBucket {
@@ -45,9 +48,11 @@ pub struct TokenBucket {
 
 #[derive(Clone, Debug)]
 enum BucketState {
-    /// Envoy's atomic bucket stores one instant: tokens available at `now`
-    /// are `min(max, (now - time_in_seconds) * rate)`.
-    Continuous { time_in_seconds: f64 },
+    /// Envoy's atomic bucket stores one instant `T`: tokens available at
+    /// `now` are `min(max, (now - T) * rate)`. `T` is kept as an integer
+    /// instant minus a span in seconds, so that the subtraction stays exact
+    /// however long the run: `T = origin - offset_s`.
+    Continuous { origin: SimTime, offset_s: f64 },
     Timer {
         tokens: f64,
         tokens_per_fill: f64,
@@ -70,7 +75,8 @@ impl TokenBucket {
         let fill_rate = rate.max(MIN_FILL_RATE_PER_S);
         let state = match model {
             RefillModel::Continuous => BucketState::Continuous {
-                time_in_seconds: now.as_secs_f64() - max_tokens / fill_rate,
+                origin: now,
+                offset_s: max_tokens / fill_rate,
             },
             RefillModel::Timer => BucketState::Timer {
                 tokens: max_tokens,
@@ -98,8 +104,8 @@ impl TokenBucket {
     /// Tokens available at `now`.
     pub fn available(&mut self, now: SimTime) -> f64 {
         match &mut self.state {
-            BucketState::Continuous { time_in_seconds } => {
-                let elapsed = now.as_secs_f64() - *time_in_seconds;
+            BucketState::Continuous { origin, offset_s } => {
+                let elapsed = now.saturating_since(*origin).as_secs_f64() + *offset_s;
                 (elapsed * self.fill_rate).min(self.max_tokens)
             }
             BucketState::Timer {
@@ -123,12 +129,16 @@ impl TokenBucket {
     /// nothing and returns false.
     pub fn consume(&mut self, cost: f64, now: SimTime) -> bool {
         let available = self.available(now);
-        if available < cost {
+        // Envoy compares the doubles exactly; the tolerance only absorbs
+        // the last-bit rounding of `elapsed * rate`.
+        if available + TOKEN_TOLERANCE < cost {
             return false;
         }
+        let available = available.max(cost);
         match &mut self.state {
-            BucketState::Continuous { time_in_seconds } => {
-                *time_in_seconds = now.as_secs_f64() - (available - cost) / self.fill_rate;
+            BucketState::Continuous { origin, offset_s } => {
+                *origin = now;
+                *offset_s = (available - cost) / self.fill_rate;
             }
             BucketState::Timer { tokens, .. } => *tokens -= cost,
         }
@@ -602,7 +612,7 @@ mod tests {
         // D2 rejects first, so D1 keeps its remaining token.
         assert_eq!(limiter.check_descriptors(&both, now), Decision::Limited);
         assert_eq!(
-            limiter.check_descriptors(&[d1.clone()], now),
+            limiter.check_descriptors(std::slice::from_ref(&d1), now),
             Decision::Allowed
         );
         assert_eq!(limiter.check_descriptors(&[d1], now), Decision::Limited);

@@ -31,6 +31,10 @@ enum Command {
         /// Random seed (an unsigned integer); overrides the scenario's `seed`.
         #[arg(long)]
         seed: Option<u64>,
+        /// Also write requests.csv with one row per completed request
+        /// (memory then grows with the number of requests).
+        #[arg(long)]
+        trace: bool,
         /// Print nothing on success.
         #[arg(short, long)]
         quiet: bool,
@@ -64,8 +68,9 @@ fn main() -> ExitCode {
             scenario,
             out,
             seed,
+            trace,
             quiet,
-        } => run(&scenario, out, seed, quiet),
+        } => run(&scenario, out, seed, trace, quiet),
         Command::Validate {
             paths,
             replicas,
@@ -74,7 +79,13 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(path: &std::path::Path, out: Option<PathBuf>, seed: Option<u64>, quiet: bool) -> ExitCode {
+fn run(
+    path: &std::path::Path,
+    out: Option<PathBuf>,
+    seed: Option<u64>,
+    trace: bool,
+    quiet: bool,
+) -> ExitCode {
     let scenario = match scenario::load(path) {
         Ok(scenario) => scenario,
         Err(diagnostics) => {
@@ -89,7 +100,10 @@ fn run(path: &std::path::Path, out: Option<PathBuf>, seed: Option<u64>, quiet: b
         }
     };
     let seed = seed.unwrap_or(scenario.seed);
-    let output = sim::run(&scenario, seed);
+    let options = sim::RunOptions {
+        record_requests: trace,
+    };
+    let output = sim::run_with(&scenario, seed, options);
     for note in &output.notes {
         eprintln!("trafficsim: note: {note}");
     }
@@ -100,6 +114,14 @@ fn run(path: &std::path::Path, out: Option<PathBuf>, seed: Option<u64>, quiet: b
     if let Err(error) = report::write_run(&dir, &scenario, &output, env!("CARGO_PKG_VERSION")) {
         eprintln!("trafficsim: error: {error}");
         return ExitCode::from(2);
+    }
+    if trace {
+        let path = dir.join("requests.csv");
+        let text = report::requests_csv(&scenario, &output);
+        if let Err(error) = report::write_atomic(&path, text.as_bytes()) {
+            eprintln!("trafficsim: error: {error}");
+            return ExitCode::from(2);
+        }
     }
     if !quiet {
         print!("{}", report::human_summary(&scenario, &output, &dir));

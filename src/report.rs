@@ -199,6 +199,31 @@ pub fn timeseries_csv(output: &RunOutput) -> String {
     text
 }
 
+/// The contents of `requests.csv`: one row per completed request, in
+/// completion order.
+pub fn requests_csv(scenario: &Scenario, output: &RunOutput) -> String {
+    let mut text = String::from("client,instance,sent_s,completed_s,latency_ms,status,attempts\n");
+    for record in &output.requests {
+        let name = scenario
+            .clients
+            .get(record.group as usize)
+            .map_or("", |c| c.name.as_str());
+        let latency = record.completed.saturating_since(record.sent);
+        let _ = writeln!(
+            text,
+            "{},{},{:.9},{:.9},{:.6},{},{}",
+            csv_field(name),
+            record.instance,
+            record.sent.as_secs_f64(),
+            record.completed.as_secs_f64(),
+            latency.as_millis_f64(),
+            record.status,
+            record.attempts
+        );
+    }
+    text
+}
+
 fn csv_field(value: &str) -> String {
     if value.contains([',', '"', '\n']) {
         format!("\"{}\"", value.replace('"', "\"\""))
