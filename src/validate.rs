@@ -69,7 +69,7 @@ impl Report {
     }
 }
 
-/// Whether Envoy Gateway rejects the policy (invalid, conflicted or a
+/// Checks whether Envoy Gateway rejects the policy (invalid, conflicted or a
 /// missing section); a policy attached to nothing read is not rejected.
 pub fn is_rejected(status: &PolicyStatus) -> bool {
     !status.accepted && status.reason != manifest::NOT_ATTACHED
@@ -411,7 +411,7 @@ fn describe_global(global: &GlobalRateLimit, route: &Route, out: &mut Vec<String
     }
 }
 
-/// The report for people.
+/// Renders the report for people.
 pub fn render_human(report: &Report) -> String {
     let mut out = String::new();
     if let Some(errors) = &report.errors {
@@ -487,7 +487,7 @@ pub fn render_human(report: &Report) -> String {
     out
 }
 
-/// The report for tools, as JSON.
+/// Renders the report for tools, as JSON.
 pub fn render_json(report: &Report) -> Json {
     let errors: Vec<Json> = report
         .errors

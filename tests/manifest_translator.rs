@@ -231,7 +231,7 @@ fn go_duration_millis(text: &str) -> u64 {
     total.round() as u64
 }
 
-/// One rate-limit rule in a form both sides can produce.
+/// Describes one rate-limit rule in a form both sides can produce.
 fn ir_rule(rule: &Node) -> Vec<String> {
     let mut conditions = Vec::new();
     for header in items(rule.get("headerMatches")) {
@@ -774,7 +774,7 @@ fn e2e_manifests_load_and_validate() {
         }
         for policy in &report.policies {
             // Its regex does not compile, so Envoy Gateway rejects it and
-            // answers its route with 500.
+            // responds to its route with 500.
             let expected_invalid =
                 policy.status.name == "gateway-conformance-infra/policy-httproute";
             let rejected = trafficsim::validate::is_rejected(&policy.status);

@@ -5,7 +5,7 @@
 
 use super::policy::{BackendTrafficPolicy, RateLimitRule, SelectorKind};
 
-/// The warnings that follow from the policy's own spec.
+/// Lists the warnings that follow from the policy's own spec.
 pub fn policy_warnings(policy: &BackendTrafficPolicy) -> Vec<String> {
     let mut warnings = Vec::new();
     if let Some(rate_limit) = &policy.spec.rate_limit {

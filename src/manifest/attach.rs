@@ -20,7 +20,7 @@ use crate::yaml::Diagnostics;
 /// Gateway reports nothing for it; it is not an error of the policy.
 pub const NOT_ATTACHED: &str = "NotAttached";
 
-/// What a policy did to one Envoy route.
+/// The features a policy gave one Envoy route.
 #[derive(Clone, Debug)]
 pub struct AppliedTraffic {
     /// Index of the policy whose features apply (for a merge, the route's).
@@ -121,7 +121,7 @@ pub fn attach_policies(
 }
 
 impl<'a> Attacher<'a> {
-    /// The targets of a policy: `targetRefs` (or `targetRef`) and the
+    /// Collects the targets of a policy: `targetRefs` (or `targetRef`) and the
     /// objects its `targetSelectors` pick in its namespace.
     fn targets(&self, index: usize) -> Vec<Target> {
         let policy = &self.policies[index];
@@ -169,7 +169,7 @@ impl<'a> Attacher<'a> {
         targets
     }
 
-    /// The first policy attached to each Gateway and each listener, used
+    /// Finds the first policy attached to each Gateway and each listener, used
     /// as the parent of a `mergeType` route policy.
     fn gateway_policy_map(&self) -> BTreeMap<(usize, Option<String>), usize> {
         let mut map = BTreeMap::new();
@@ -460,7 +460,7 @@ impl<'a> Attacher<'a> {
     }
 
     /// Gives `features` to every selected route that no more specific
-    /// policy has reached; with an error the route answers 500 instead.
+    /// policy has reached; with an error the route responds with 500 instead.
     fn apply(
         &mut self,
         index: usize,
@@ -489,7 +489,7 @@ impl<'a> Attacher<'a> {
         }
     }
 
-    /// The status ancestors of a route-level policy: the route's parent
+    /// Lists the status ancestors of a route-level policy: the route's parent
     /// Gateways, with the parent reference's section name.
     fn route_ancestors(&self, route: usize) -> Vec<String> {
         let object = &self.routes[route];
@@ -513,7 +513,7 @@ impl<'a> Attacher<'a> {
         ancestors
     }
 
-    /// The (Gateway, listener) pairs a route is attached to, in route
+    /// Lists the (Gateway, listener) pairs a route is attached to, in route
     /// table order.
     fn route_listeners(&self, route: usize) -> Vec<(usize, String)> {
         let mut pairs: Vec<(usize, String)> = Vec::new();
@@ -708,7 +708,7 @@ impl<'a> Attacher<'a> {
             .collect()
     }
 
-    /// The `Overridden` message of each Gateway- or listener-level policy
+    /// Builds the `Overridden` message of each Gateway- or listener-level policy
     /// that route-level policies displace for some routes.
     fn overridden_by(&self) -> BTreeMap<usize, String> {
         let mut routes_by_policy: BTreeMap<usize, Vec<String>> = BTreeMap::new();

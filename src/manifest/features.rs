@@ -227,7 +227,7 @@ fn build_fault(spec: &FaultInjectionSpec) -> FaultInjection {
     }
 }
 
-/// The default `retry_on` of Envoy Gateway v1.9: `connect-failure,
+/// Returns the default `retry_on` of Envoy Gateway v1.9: `connect-failure,
 /// refused-stream, unavailable, cancelled, retriable-status-codes`.
 fn default_retry_on() -> RetryOn {
     RetryOn {

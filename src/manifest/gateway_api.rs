@@ -34,7 +34,7 @@ impl ObjectMeta {
         format!("{}/{}", self.namespace, self.name)
     }
 
-    /// The order in which Envoy Gateway processes objects of one kind.
+    /// Returns the key by which Envoy Gateway orders objects of one kind.
     pub fn sort_key(&self) -> (String, String, String) {
         (
             self.creation_timestamp.clone().unwrap_or_default(),
@@ -292,7 +292,7 @@ impl RouteKind {
         }
     }
 
-    /// The lower-case prefix of Envoy Gateway's route and cluster names.
+    /// Returns the lower-case prefix of Envoy Gateway's route and cluster names.
     pub fn name_prefix(self) -> &'static str {
         match self {
             RouteKind::Http => "httproute",
@@ -393,7 +393,7 @@ pub fn read_route(
         rules
     } else {
         // The CRD defaults `rules` to one rule matching every request with
-        // no backend; Envoy Gateway answers it with a 500.
+        // no backend; Envoy Gateway responds to it with a 500.
         vec![RouteRule {
             name: None,
             matches: Vec::new(),

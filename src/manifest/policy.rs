@@ -270,7 +270,7 @@ pub struct FaultInjectionSpec {
 
 #[derive(Clone, Debug)]
 pub struct FaultAbortSpec {
-    /// `None` for a gRPC abort (`grpcStatus`), which Envoy answers with
+    /// `None` for a gRPC abort (`grpcStatus`), which Envoy responds to with
     /// HTTP 200 and the status in `grpc-status`.
     pub http_status: Option<u16>,
     pub percentage: f64,
@@ -380,7 +380,7 @@ fn size_errors(fields: &Fields) -> Vec<(&'static str, String)> {
     errors
 }
 
-/// A quantity as Kubernetes prints it: the largest suffix of the same
+/// Formats a quantity as Kubernetes prints it: the largest suffix of the same
 /// family that keeps the number whole (`1000G` becomes `1T`).
 fn canonical_quantity(text: &str) -> String {
     const DECIMAL: &[&str] = &["", "k", "M", "G", "T", "P", "E"];
@@ -407,7 +407,7 @@ fn canonical_quantity(text: &str) -> String {
     format!("{number}{}", family[position])
 }
 
-/// The value of a Kubernetes quantity such as `512Ki`, `1T` or `100`;
+/// Parses the value of a Kubernetes quantity such as `512Ki`, `1T` or `100`;
 /// `None` for fractions and text that is not a quantity.
 fn quantity_bytes(text: &str) -> Option<i128> {
     let split = text

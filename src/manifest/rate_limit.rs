@@ -326,7 +326,7 @@ pub fn validate_regex(source: &str) -> Result<(), String> {
     })
 }
 
-/// The regular expression Envoy Gateway uses for a path prefix in a rate
+/// Builds the regular expression Envoy Gateway uses for a path prefix in a rate
 /// limit selector: the prefix as a whole path segment, so `/api` matches
 /// `/api`, `/api/x` and `/api?q`, but not `/apix`.
 fn path_separated_prefix_regex(prefix: &str) -> String {
@@ -534,7 +534,7 @@ fn method_variants(rule: &IrRule) -> Vec<Option<&IrMatch>> {
     }
 }
 
-/// The local rate limit filter's per-route configuration.
+/// Builds the local rate limit filter's per-route configuration.
 pub fn local_to_envoy(local: &IrLocal) -> LocalRateLimit {
     let mut rate_limits = Vec::new();
     let mut descriptors = Vec::new();
@@ -575,7 +575,7 @@ fn hits_addend(cost: &Cost) -> Option<HitsAddend> {
     }
 }
 
-/// The global rate limit configuration of one Envoy route, split by the
+/// Builds the global rate limit configuration of one Envoy route, split by the
 /// rate limit service domain: the listener's domain for ordinary rules and
 /// one domain per policy for `shared` rules.
 pub fn global_to_envoy(
@@ -643,7 +643,7 @@ pub fn global_to_envoy(
                 });
             }
         }
-        // The service's configuration holds one chain per rule, whatever
+        // The service's configuration contains one chain per rule, whatever
         // the number of methods: methods share one `rule-k-method` level.
         let first_method = rule.methods.first();
         let built = rule_actions(rule, index, first_method, true);
@@ -666,7 +666,7 @@ pub fn global_to_envoy(
     by_domain
 }
 
-/// The rate limit service domain of a shared rule: its policy's
+/// Returns the rate limit service domain of a shared rule: its policy's
 /// `namespace/name`.
 fn policy_domain(rule_name: &str) -> String {
     match rule_name.rfind("/rule/") {

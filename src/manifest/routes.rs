@@ -2,7 +2,7 @@
 //! routes: one route per listener x route rule x match x hostname, named
 //! as Envoy Gateway names them and sorted in its match-precedence order.
 //!
-//! Policies are attached afterwards (`attach.rs`); this module only knows
+//! Policies are attached afterwards (`attach.rs`); this module only decides
 //! which requests reach which rule.
 
 use std::cmp::Ordering;
@@ -29,7 +29,7 @@ pub struct BuiltRoute {
     /// which is also the global rate limit domain.
     pub listener_key: String,
     pub port: u16,
-    /// `*` when the route answers any host.
+    /// `*` when the route matches any host.
     pub hostname: String,
     pub path: Option<PathSpec>,
     /// Header conditions, with the method as a `:method` exact match last,
@@ -44,7 +44,7 @@ pub struct BuiltRoute {
     pub rule_retry: Option<RuleRetry>,
 }
 
-/// The routes of every HTTP listener, each listener's routes in Envoy
+/// Builds the routes of every HTTP listener, each listener's routes in Envoy
 /// order, listeners in Gateway then listener order. `notes` collects
 /// parent references that attach nowhere.
 pub fn build_routes(
@@ -204,7 +204,7 @@ fn rule_routes(
     built
 }
 
-/// The route timeout a rule sets: `timeouts.request`, or
+/// Returns the route timeout a rule sets: `timeouts.request`, or
 /// `timeouts.backendRequest` when the rule has no `retry` (with a retry it
 /// is the per-try timeout instead).
 fn rule_request_timeout(
@@ -218,7 +218,7 @@ fn rule_request_timeout(
     }
 }
 
-/// The host names a route answers on a listener, as Envoy Gateway v1.9
+/// Computes the host names a route matches on a listener, as Envoy Gateway v1.9
 /// intersects them: sorted, and without names another listener on the same
 /// port claims explicitly.
 pub fn compute_hosts(
@@ -271,7 +271,7 @@ pub fn compute_hosts(
     hosts
 }
 
-/// Whether `wildcard` (`*.example.com`) covers `host`: `host` ends with the
+/// Checks whether `wildcard` (`*.example.com`) covers `host`: `host` ends with the
 /// wildcard's suffix and has at least one more label.
 fn wildcard_matches(wildcard: &str, host: &str) -> bool {
     let Some(suffix) = wildcard.strip_prefix('*') else {
