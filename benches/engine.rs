@@ -9,7 +9,8 @@ use trafficsim::time::SimTime;
 use trafficsim::{scenario, sim};
 
 fn five_replicas(c: &mut Criterion) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/tutorial/five-replicas-local.yaml");
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/tutorial/five-replicas-local.yaml");
     let scenario = match scenario::load(&path) {
         Ok(scenario) => scenario,
         Err(diagnostics) => panic!("{diagnostics}"),
@@ -25,7 +26,9 @@ fn queue_push_pop(c: &mut Criterion) {
             let mut queue = EventQueue::new();
             let mut state: u64 = 1;
             for i in 0..100_000u64 {
-                state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1);
                 queue.schedule_at(SimTime::from_nanos(state >> 40), i);
             }
             let mut sum = 0u64;
