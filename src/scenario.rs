@@ -190,7 +190,10 @@ pub fn load(path: &Path) -> Result<Scenario, Diagnostics> {
     let scenario = read_scenario(&document.root, path, &mut diagnostics);
     match scenario {
         Some(scenario) if diagnostics.is_empty() => Ok(scenario),
-        _ => Err(diagnostics),
+        _ => {
+            diagnostics.sort();
+            Err(diagnostics)
+        }
     }
 }
 
@@ -637,26 +640,31 @@ fn read_manifests(
             ),
         }
     }
-    if !diagnostics.is_empty() {
-        return None;
-    }
+    // Paths that exist and inline objects are still read when another
+    // item is missing, so their problems are reported in the same pass.
+    let complete = paths.len() + inline.len() == items.len();
     let mut set = match manifest::load_paths(&paths) {
-        Ok(set) => set,
+        Ok(set) => Some(set),
         Err(errors) => {
             diagnostics.extend(errors);
-            return None;
+            None
         }
     };
     if !inline.is_empty() {
         sources.push(format!("{} inline objects", inline.len()));
         match manifest::load_nodes(&inline, scenario_path) {
-            Ok(more) => set.merge(more),
+            Ok(more) => {
+                if let Some(set) = set.as_mut() {
+                    set.merge(more);
+                }
+            }
             Err(errors) => {
                 diagnostics.extend(errors);
-                return None;
+                set = None;
             }
         }
     }
+    let set = set.filter(|_| complete)?;
     Some(manifest::translate(
         &set,
         &manifest::TranslateOptions::default(),
