@@ -83,6 +83,8 @@ pub enum ChartError {
     InvalidStem { dir: PathBuf, stem: String },
     #[error("failed to render chart {}: {message}", path.display())]
     Render { path: PathBuf, message: String },
+    #[error("failed to render chart {title:?}: {message}")]
+    RenderSvg { title: String, message: String },
     #[error("failed to write chart {}", path.display())]
     Write {
         path: PathBuf,
@@ -114,6 +116,29 @@ pub fn write_spend(dir: &Path, stem: &str, series: &SpendSeries) -> Result<(), C
 /// coordinates are drawn as 0.
 pub fn write_lines(dir: &Path, stem: &str, chart: &LineChart) -> Result<(), ChartError> {
     write_figure(dir, stem, &lines::LinesFigure::new(chart))
+}
+
+/// Returns the SVG text of the chart [`write_outcomes`] draws, for
+/// embedding in a page.
+pub fn outcomes_svg(series: &OutcomeSeries) -> Result<String, ChartError> {
+    svg_text(&series.title, &outcomes::OutcomeFigure::new(series))
+}
+
+/// Returns the SVG text of the chart [`write_spend`] draws.
+pub fn spend_svg(series: &SpendSeries) -> Result<String, ChartError> {
+    svg_text(&series.title, &spend::SpendFigure::new(series))
+}
+
+/// Returns the SVG text of the chart [`write_lines`] draws.
+pub fn lines_svg(chart: &LineChart) -> Result<String, ChartError> {
+    svg_text(&chart.title, &lines::LinesFigure::new(chart))
+}
+
+fn svg_text(title: &str, figure: &impl Figure) -> Result<String, ChartError> {
+    render::render_svg(figure).map_err(|message| ChartError::RenderSvg {
+        title: title.to_string(),
+        message,
+    })
 }
 
 fn write_figure(dir: &Path, stem: &str, figure: &impl Figure) -> Result<(), ChartError> {

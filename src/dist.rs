@@ -131,10 +131,8 @@ pub fn read(node: &Node, quantity: Quantity, diagnostics: &mut Diagnostics) -> O
     if let Value::Scalar { .. } = node.value {
         return read_scalar(node, quantity, diagnostics).map(Dist::Constant);
     }
-    let fields = node.fields(
-        diagnostics,
-        &["constant", "exponential", "lognormal", "uniform"],
-    )?;
+    let families = crate::scenario::schema::distribution_family_names();
+    let fields = node.fields(diagnostics, &families)?;
     let present: Vec<&str> = fields.keys().collect();
     if present.len() != 1 {
         diagnostics.error(

@@ -1,11 +1,17 @@
 //! The `trafficsim` command line: parses arguments, calls the library and
 //! maps outcomes to exit codes (0 ok, 1 a check failed, 2 bad input).
+//! Data goes to stdout; messages go to stderr as `trafficsim: error: ...`,
+//! with the chain of causes on the same line.
 
-use std::path::PathBuf;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Instant;
 
-use clap::{Parser, Subcommand};
+use anyhow::Context as _;
+use clap::{CommandFactory, Parser, Subcommand};
 
+use trafficsim::progress::{self, ProgressLine};
 use trafficsim::{report, scenario, sim};
 
 #[derive(Parser)]
@@ -15,13 +21,20 @@ use trafficsim::{report, scenario, sim};
     about = "Simulate traffic through Envoy Gateway: rate limits, circuit breakers, retries and spend"
 )]
 struct Cli {
+    /// Print only warnings and errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Also print the files written and the time taken.
+    #[arg(short, long, global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a scenario and write its summary, time series and charts.
+    /// Run a scenario and write its summary, time series, charts and
+    /// report.html.
     Run {
         /// Scenario file (YAML).
         scenario: PathBuf,
@@ -35,9 +48,14 @@ enum Command {
         /// (memory then grows with the number of requests).
         #[arg(long)]
         trace: bool,
-        /// Print nothing on success.
-        #[arg(short, long)]
-        quiet: bool,
+        /// Also write Envoy's final counters and gauges to FILE in
+        /// Prometheus text format, under Envoy's metric names.
+        #[arg(long, value_name = "FILE")]
+        prometheus: Option<PathBuf>,
+        /// Also write the time series to FILE in OpenMetrics text format,
+        /// stamped from the scenario's start_time.
+        #[arg(long, value_name = "FILE")]
+        openmetrics: Option<PathBuf>,
     },
     /// Check BackendTrafficPolicies as Envoy Gateway would: accepted or
     /// invalid, the routes each applies to, its limits and warnings.
@@ -53,6 +71,31 @@ enum Command {
         #[arg(long, value_enum, default_value = "human")]
         format: ValidateFormat,
     },
+    /// Write a starter scenario for existing manifests: every route with
+    /// its backends, a client per route, TODO marks where traffic and
+    /// costs go.
+    Init {
+        /// Manifest file or folder (searched for *.yaml and *.yml).
+        #[arg(long = "from", value_name = "DIR_OR_FILE")]
+        from: PathBuf,
+        /// Scenario file to write. Without it the scenario goes to stdout,
+        /// with manifest paths relative to the current folder.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the JSON Schema of scenario files, for editors.
+    Schema,
+    /// Print a shell completion script.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print the manual page (roff), for `man -l -`.
+    Man,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -61,75 +104,208 @@ enum ValidateFormat {
     Json,
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+/// How much the command prints besides its data and its errors.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Verbosity {
+    Quiet,
+    Normal,
+    Verbose,
+}
+
+/// Why a command failed, which decides the exit code.
+enum Failure {
+    /// A check or policy failed: exit 1.
+    Check,
+    /// Bad input or an output that could not be written: exit 2. The
+    /// message has already been printed when `None`.
+    Input(Option<anyhow::Error>),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(error: anyhow::Error) -> Failure {
+        Failure::Input(Some(error))
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let verbosity = if cli.quiet {
+        Verbosity::Quiet
+    } else if cli.verbose {
+        Verbosity::Verbose
+    } else {
+        Verbosity::Normal
+    };
+    let result = match cli.command {
         Command::Run {
             scenario,
             out,
             seed,
             trace,
-            quiet,
-        } => run(&scenario, out, seed, trace, quiet),
+            prometheus,
+            openmetrics,
+        } => run(&RunArgs {
+            path: &scenario,
+            out,
+            seed,
+            trace,
+            prometheus,
+            openmetrics,
+            verbosity,
+        }),
         Command::Validate {
             paths,
             replicas,
             format,
         } => validate(&paths, replicas, format),
+        Command::Init { from, out, force } => init(&from, out.as_deref(), force, verbosity),
+        Command::Schema => print_stdout(&scenario::schema::json_schema_text()),
+        Command::Completions { shell } => completions(shell),
+        Command::Man => man(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Check) => ExitCode::from(1),
+        Err(Failure::Input(error)) => {
+            if let Some(error) = error {
+                print_error(&error);
+            }
+            ExitCode::from(2)
+        }
     }
 }
 
-fn run(
-    path: &std::path::Path,
+/// Prints `trafficsim: error: <error>: <cause>: ...` on one line.
+fn print_error(error: &anyhow::Error) {
+    let label = if progress::stderr_color() {
+        "\x1b[1;31merror:\x1b[0m"
+    } else {
+        "error:"
+    };
+    eprintln!("trafficsim: {label} {error:#}");
+}
+
+fn print_warning(message: &str) {
+    let label = if progress::stderr_color() {
+        "\x1b[1;33mwarning:\x1b[0m"
+    } else {
+        "warning:"
+    };
+    eprintln!("trafficsim: {label} {message}");
+}
+
+/// Prints every problem of a file that failed to load, then fails with
+/// exit code 2.
+fn diagnostics_failure(path: &Path, diagnostics: &trafficsim::yaml::Diagnostics) -> Failure {
+    print_error(&anyhow::anyhow!(
+        "{} has {} problem{}:",
+        path.display(),
+        diagnostics.len(),
+        if diagnostics.len() == 1 { "" } else { "s" }
+    ));
+    eprintln!("{diagnostics}");
+    Failure::Input(None)
+}
+
+fn print_stdout(text: &str) -> Result<(), Failure> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .context("failed to write to stdout")?;
+    Ok(())
+}
+
+struct RunArgs<'a> {
+    path: &'a Path,
     out: Option<PathBuf>,
     seed: Option<u64>,
     trace: bool,
-    quiet: bool,
-) -> ExitCode {
-    let scenario = match scenario::load(path) {
-        Ok(scenario) => scenario,
-        Err(diagnostics) => {
-            eprintln!(
-                "trafficsim: error: {} has {} problem{}:",
-                path.display(),
-                diagnostics.len(),
-                if diagnostics.len() == 1 { "" } else { "s" }
-            );
-            eprintln!("{diagnostics}");
-            return ExitCode::from(2);
-        }
-    };
-    let seed = seed.unwrap_or(scenario.seed);
-    let options = sim::RunOptions {
-        record_requests: trace,
-    };
-    let output = sim::run_with(&scenario, seed, options);
-    for note in &output.notes {
-        eprintln!("trafficsim: note: {note}");
-    }
-    if let Some(truncation) = &output.truncated {
-        eprintln!("trafficsim: warning: {truncation}");
-    }
-    let dir = out.unwrap_or_else(|| PathBuf::from("outputs").join(&scenario.name));
-    if let Err(error) = report::write_run(&dir, &scenario, &output, env!("CARGO_PKG_VERSION")) {
-        eprintln!("trafficsim: error: {error}");
-        return ExitCode::from(2);
-    }
-    if trace {
-        let path = dir.join("requests.csv");
-        let text = report::requests_csv(&scenario, &output);
-        if let Err(error) = report::write_atomic(&path, text.as_bytes()) {
-            eprintln!("trafficsim: error: {error}");
-            return ExitCode::from(2);
-        }
-    }
-    if !quiet {
-        print!("{}", report::human_summary(&scenario, &output, &dir));
-    }
-    ExitCode::SUCCESS
+    prometheus: Option<PathBuf>,
+    openmetrics: Option<PathBuf>,
+    verbosity: Verbosity,
 }
 
-fn validate(paths: &[PathBuf], replicas: u32, format: ValidateFormat) -> ExitCode {
+fn run(args: &RunArgs<'_>) -> Result<(), Failure> {
+    let started = Instant::now();
+    let scenario = match scenario::load(args.path) {
+        Ok(scenario) => scenario,
+        Err(diagnostics) => return Err(diagnostics_failure(args.path, &diagnostics)),
+    };
+    let seed = args.seed.unwrap_or(scenario.seed);
+    let options = sim::RunOptions {
+        record_requests: args.trace,
+    };
+    let mut line = ProgressLine::new(args.verbosity > Verbosity::Quiet);
+    let output = sim::run_observed(&scenario, seed, options, &mut |progress| {
+        let fraction = progress.now.as_secs_f64() / progress.end.as_secs_f64().max(1e-9);
+        let detail = format!(
+            "{}: {:.0} s simulated, {} events",
+            scenario.name,
+            progress.now.as_secs_f64(),
+            progress.events
+        );
+        line.update(fraction, &detail);
+    });
+    line.finish();
+    if args.verbosity > Verbosity::Quiet {
+        for note in &output.notes {
+            eprintln!("trafficsim: note: {note}");
+        }
+    }
+    if let Some(truncation) = &output.truncated {
+        print_warning(&truncation.to_string());
+    }
+
+    let dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("outputs").join(&scenario.name));
+    report::write_run(&dir, &scenario, &output, env!("CARGO_PKG_VERSION"))
+        .with_context(|| format!("failed to write the outputs of {}", scenario.name))?;
+    let mut extra = Vec::new();
+    if args.trace {
+        let path = dir.join("requests.csv");
+        let text = report::requests_csv(&scenario, &output);
+        report::write_atomic(&path, text.as_bytes()).map_err(anyhow::Error::new)?;
+        extra.push(path);
+    }
+    if let Some(path) = &args.prometheus {
+        let text = report::prometheus::prometheus_text(&scenario, &output);
+        report::write_atomic(path, text.as_bytes()).map_err(anyhow::Error::new)?;
+        extra.push(path.clone());
+    }
+    if let Some(path) = &args.openmetrics {
+        let text = report::prometheus::openmetrics_text(&scenario, &output);
+        report::write_atomic(path, text.as_bytes()).map_err(anyhow::Error::new)?;
+        extra.push(path.clone());
+    }
+
+    if args.verbosity > Verbosity::Quiet {
+        print!("{}", report::human_summary(&scenario, &output, &dir));
+    }
+    if args.verbosity == Verbosity::Verbose {
+        eprintln!("trafficsim: wrote {}", dir.join("report.html").display());
+        for path in &extra {
+            eprintln!("trafficsim: wrote {}", path.display());
+        }
+        eprintln!(
+            "trafficsim: took {:.2} s for {} events",
+            started.elapsed().as_secs_f64(),
+            output.events
+        );
+    }
+    Ok(())
+}
+
+fn validate(paths: &[PathBuf], replicas: u32, format: ValidateFormat) -> Result<(), Failure> {
     let options = trafficsim::validate::ValidateOptions {
         replicas: replicas.max(1),
         ..Default::default()
@@ -138,19 +314,80 @@ fn validate(paths: &[PathBuf], replicas: u32, format: ValidateFormat) -> ExitCod
     match format {
         ValidateFormat::Json => {
             let json = trafficsim::validate::render_json(&report);
-            println!("{json:#}");
+            print_stdout(&format!("{json:#}\n"))?;
         }
         ValidateFormat::Human => match &report.errors {
             Some(errors) => {
-                eprintln!(
-                    "trafficsim: error: {} problem{} in the manifests:",
+                print_error(&anyhow::anyhow!(
+                    "{} problem{} in the manifests:",
                     errors.len(),
                     if errors.len() == 1 { "" } else { "s" }
-                );
+                ));
                 eprintln!("{errors}");
             }
-            None => print!("{}", trafficsim::validate::render_human(&report)),
+            None => print_stdout(&trafficsim::validate::render_human(&report))?,
         },
     }
-    ExitCode::from(report.exit_code())
+    match report.exit_code() {
+        0 => Ok(()),
+        1 => Err(Failure::Check),
+        _ => Err(Failure::Input(None)),
+    }
+}
+
+fn init(from: &Path, out: Option<&Path>, force: bool, verbosity: Verbosity) -> Result<(), Failure> {
+    let scenario_path = out.unwrap_or(Path::new("scenario.yaml"));
+    let text = match trafficsim::init::starter_scenario(from, scenario_path) {
+        Ok(text) => text,
+        Err(diagnostics) => return Err(diagnostics_failure(from, &diagnostics)),
+    };
+    let Some(out) = out else {
+        return print_stdout(&text);
+    };
+    if out.exists() && !force {
+        return Err(anyhow::anyhow!(
+            "{} already exists; pass --force to replace it",
+            out.display()
+        )
+        .into());
+    }
+    report::write_atomic(out, text.as_bytes()).map_err(anyhow::Error::new)?;
+    if verbosity > Verbosity::Quiet {
+        eprintln!(
+            "trafficsim: wrote {}; fill in the TODO marks, then run `trafficsim run {}`",
+            out.display(),
+            out.display()
+        );
+    }
+    Ok(())
+}
+
+fn completions(shell: Shell) -> Result<(), Failure> {
+    let mut command = Cli::command();
+    let mut script = Vec::new();
+    let generator = match shell {
+        Shell::Bash => clap_complete::Shell::Bash,
+        Shell::Zsh => clap_complete::Shell::Zsh,
+        Shell::Fish => clap_complete::Shell::Fish,
+    };
+    clap_complete::generate(generator, &mut command, "trafficsim", &mut script);
+    print_stdout(&String::from_utf8_lossy(&script))
+}
+
+fn man() -> Result<(), Failure> {
+    let mut page = Vec::new();
+    clap_mangen::Man::new(Cli::command())
+        .render(&mut page)
+        .context("failed to render the manual page")?;
+    print_stdout(&String::from_utf8_lossy(&page))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
 }

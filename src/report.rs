@@ -1,11 +1,14 @@
 //! A run's outputs: `summary.json`, `timeseries.csv`, `manifest.json`, the
-//! charts, and the short summary printed for people.
+//! charts, `report.html`, the Prometheus exports, and the short summary
+//! printed for people.
 //!
 //! Every file is built in memory and written to a temporary sibling, then
 //! renamed into place, so a failed run never leaves a half-written output.
 //! Floats are printed with fixed formats so identical runs give identical
 //! bytes.
 
+pub mod html;
+pub mod prometheus;
 mod run_manifest;
 
 use std::fmt::Write as _;
@@ -307,6 +310,8 @@ pub fn write_run(
     let (outcomes, spend) = chart_series(scenario, output);
     chart::write_outcomes(dir, "outcomes", &outcomes)?;
     chart::write_spend(dir, "spend", &spend)?;
+    let page = html::run_page(scenario, output)?;
+    write_atomic(&dir.join("report.html"), page.as_bytes())?;
     Ok(())
 }
 

@@ -8,6 +8,7 @@
 //! page change together.
 
 mod client;
+pub mod schema;
 mod trace;
 
 pub use client::{ClientKind, ClientSpec, Connection, OpenArrival, RequestTemplate};
@@ -159,20 +160,6 @@ impl Default for Limits {
 /// 2026-01-01T00:00:00Z, the default wall-clock start.
 pub const DEFAULT_START_UNIX_S: u64 = 1_767_225_600;
 
-const TOP_FIELDS: &[&str] = &[
-    "name",
-    "description",
-    "seed",
-    "duration",
-    "start_time",
-    "envoy",
-    "manifests",
-    "backends",
-    "clients",
-    "output",
-    "limits",
-];
-
 /// Reads and validates a scenario file and everything it references.
 pub fn load(path: &Path) -> Result<Scenario, Diagnostics> {
     let documents = yaml::load_file(path)?;
@@ -198,7 +185,7 @@ pub fn load(path: &Path) -> Result<Scenario, Diagnostics> {
 }
 
 fn read_scenario(root: &Node, path: &Path, diagnostics: &mut Diagnostics) -> Option<Scenario> {
-    let fields = root.fields(diagnostics, TOP_FIELDS)?;
+    let fields = root.fields(diagnostics, &schema::SCENARIO.names())?;
     let default_name = path
         .file_stem()
         .map(|stem| stem.to_string_lossy().into_owned())
@@ -314,18 +301,7 @@ fn default_envoy() -> EnvoySpec {
 }
 
 fn read_envoy(node: &Node, diagnostics: &mut Diagnostics) -> Option<EnvoySpec> {
-    let fields = node.fields(
-        diagnostics,
-        &[
-            "replicas",
-            "workers",
-            "spread",
-            "token_bucket",
-            "client_latency",
-            "upstream_latency",
-            "connect_time",
-        ],
-    )?;
+    let fields = node.fields(diagnostics, &schema::ENVOY.names())?;
     let mut envoy = default_envoy();
     if let Some(n) = fields.get("replicas") {
         envoy.replicas = positive_count(n, "replicas", 10_000, diagnostics)?;
@@ -377,7 +353,7 @@ pub(crate) fn positive_count(
 }
 
 fn read_output(node: &Node, diagnostics: &mut Diagnostics) -> Option<OutputSpec> {
-    let fields = node.fields(diagnostics, &["bucket"])?;
+    let fields = node.fields(diagnostics, &schema::OUTPUT.names())?;
     let mut output = OutputSpec {
         bucket: SimDuration::from_secs(1),
     };
@@ -393,10 +369,7 @@ fn read_output(node: &Node, diagnostics: &mut Diagnostics) -> Option<OutputSpec>
 }
 
 fn read_limits(node: &Node, diagnostics: &mut Diagnostics) -> Option<Limits> {
-    let fields = node.fields(
-        diagnostics,
-        &["max_events", "max_in_flight", "max_duration"],
-    )?;
+    let fields = node.fields(diagnostics, &schema::LIMITS.names())?;
     let mut limits = Limits::default();
     if let Some(n) = fields.get("max_events") {
         limits.max_events = n.u64(diagnostics)?;
@@ -505,19 +478,7 @@ fn read_backends(node: &Node, diagnostics: &mut Diagnostics) -> Option<Vec<Backe
 }
 
 fn read_backend(node: &Node, diagnostics: &mut Diagnostics) -> Option<BackendSpec> {
-    let fields = node.fields(
-        diagnostics,
-        &[
-            "name",
-            "namespace",
-            "endpoints",
-            "concurrency",
-            "service_time",
-            "per_output_token",
-            "errors",
-            "cost",
-        ],
-    )?;
+    let fields = node.fields(diagnostics, &schema::BACKEND.names())?;
     let name = fields
         .require("name", diagnostics)
         .and_then(|n| n.string(diagnostics));
@@ -564,7 +525,7 @@ fn read_errors(node: &Node, diagnostics: &mut Diagnostics) -> Option<Vec<ErrorRe
     let mut errors = Vec::new();
     let mut total = 0.0;
     for item in node.seq(diagnostics)? {
-        let fields = item.fields(diagnostics, &["status", "probability"])?;
+        let fields = item.fields(diagnostics, &schema::ERROR_RESPONSE.names())?;
         let status = fields
             .require("status", diagnostics)
             .and_then(|n| n.int_in(diagnostics, 100, 599));
@@ -589,14 +550,7 @@ fn read_errors(node: &Node, diagnostics: &mut Diagnostics) -> Option<Vec<ErrorRe
 }
 
 fn read_cost(node: &Node, diagnostics: &mut Diagnostics) -> Option<CostModel> {
-    let fields = node.fields(
-        diagnostics,
-        &[
-            "per_request_usd",
-            "input_usd_per_million",
-            "output_usd_per_million",
-        ],
-    )?;
+    let fields = node.fields(diagnostics, &schema::COST.names())?;
     let mut read = |key: &str| match fields.get(key) {
         Some(n) => n.f64_in(diagnostics, 0.0, 1e12),
         None => Some(0.0),

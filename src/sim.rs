@@ -206,6 +206,9 @@ pub struct RunOutput {
     pub seed: u64,
     pub metrics: Metrics,
     pub envoy_stats: EnvoyStats,
+    /// Envoy's gauges at the end of the run, summed over replicas, under
+    /// Envoy's names (`cluster.<name>.upstream_rq_active`, ...).
+    pub envoy_gauges: EnvoyStats,
     /// Simulated time at which the run ended.
     pub end: SimTime,
     pub events: u64,
@@ -250,10 +253,36 @@ pub fn run(scenario: &Scenario, seed: u64) -> RunOutput {
 
 /// Runs `scenario` with `seed`.
 pub fn run_with(scenario: &Scenario, seed: u64, options: RunOptions) -> RunOutput {
+    run_observed(scenario, seed, options, &mut |_| {})
+}
+
+/// How far a run has got, passed to the observer of [`run_observed`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// Simulated time of the event just processed.
+    pub now: SimTime,
+    /// Simulated time at which the run stops at the latest: the scenario's
+    /// `duration`, or `limits.max_duration` without one.
+    pub end: SimTime,
+    pub events: u64,
+}
+
+/// Events processed between two calls of a run's observer.
+const EVENTS_PER_PROGRESS: u64 = 1 << 16;
+
+/// Runs `scenario` with `seed`, calling `observe` every 65,536 events. The
+/// observer sees the run's progress only; it cannot change the outcome, so
+/// the output is the same as [`run_with`]'s.
+pub fn run_observed(
+    scenario: &Scenario,
+    seed: u64,
+    options: RunOptions,
+    observe: &mut dyn FnMut(Progress),
+) -> RunOutput {
     let mut world = World::new(scenario, seed);
     world.options = options;
     world.start();
-    world.run_loop();
+    world.run_loop(observe);
     world.finish()
 }
 
@@ -316,7 +345,7 @@ impl<'s> World<'s> {
         }
     }
 
-    fn run_loop(&mut self) {
+    fn run_loop(&mut self, observe: &mut dyn FnMut(Progress)) {
         let limits = &self.scenario.limits;
         while let Some(time) = self.queue.peek_time() {
             if time > self.end {
@@ -341,6 +370,14 @@ impl<'s> World<'s> {
             };
             self.metrics.advance(now);
             self.dispatch(event);
+            let events = self.queue.events_processed();
+            if events.is_multiple_of(EVENTS_PER_PROGRESS) {
+                observe(Progress {
+                    now,
+                    end: self.end,
+                    events,
+                });
+            }
         }
     }
 
@@ -379,10 +416,12 @@ impl<'s> World<'s> {
         self.metrics.advance(end);
         self.metrics.finish();
         let envoy_stats = self.proxies.collect_stats(self.scenario);
+        let envoy_gauges = self.proxies.collect_gauges(self.scenario);
         let peak_active_requests = self.proxies.peak_active_requests(self.scenario);
         RunOutput {
             seed: self.streams.seed(),
             envoy_stats,
+            envoy_gauges,
             end,
             events: self.queue.events_processed(),
             in_flight_at_end: self.proxies.in_flight,

@@ -92,7 +92,7 @@ pub fn validate_set(set: &ManifestSet, options: &ValidateOptions) -> Report {
     let policies = model
         .policies
         .iter()
-        .map(|status| policy_report(&model, set, status, options))
+        .map(|status| policy_report(&model, Some(set), status, options))
         .collect();
     Report {
         policies,
@@ -101,9 +101,24 @@ pub fn validate_set(set: &ManifestSet, options: &ValidateOptions) -> Report {
     }
 }
 
+/// Describes every policy of an already translated model, as [`validate`]
+/// does. Without the manifests, a report gives no file position and no
+/// warning about limits lost to a more specific policy.
+pub fn describe_policies(model: &GatewayModel, replicas: u32) -> Vec<PolicyReport> {
+    let options = ValidateOptions {
+        replicas: replicas.max(1),
+        ..Default::default()
+    };
+    model
+        .policies
+        .iter()
+        .map(|status| policy_report(model, None, status, &options))
+        .collect()
+}
+
 fn policy_report(
     model: &GatewayModel,
-    set: &ManifestSet,
+    set: Option<&ManifestSet>,
     status: &PolicyStatus,
     options: &ValidateOptions,
 ) -> PolicyReport {
@@ -160,7 +175,7 @@ fn policy_report(
             && routes
                 .iter()
                 .all(|r| r.local_rate_limit.is_none() && r.global_rate_limit.is_none())
-            && set.policy_has_rate_limit(displaced);
+            && set.is_some_and(|set| set.policy_has_rate_limit(displaced));
         if lost_limits {
             warnings.push(format!(
                 "this policy replaces {displaced} on its routes and sets no rate limit, so \
@@ -171,7 +186,7 @@ fn policy_report(
     }
     PolicyReport {
         status: status.clone(),
-        origin: set.policy_origin(&status.name),
+        origin: set.and_then(|set| set.policy_origin(&status.name)),
         limits,
         warnings,
     }

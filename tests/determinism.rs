@@ -51,6 +51,7 @@ fn same_seed_gives_identical_bytes() {
                 "manifest.json",
                 "outcomes.png",
                 "outcomes.svg",
+                "report.html",
                 "spend.png",
                 "spend.svg",
                 "summary.json",

@@ -122,41 +122,6 @@ impl ClientSpec {
     }
 }
 
-const COMMON_FIELDS: &[&str] = &[
-    "name",
-    "kind",
-    "count",
-    "start",
-    "after",
-    "stop",
-    "method",
-    "path",
-    "host",
-    "headers",
-    "delay",
-    "source_ip",
-    "tokens",
-    "connection",
-];
-
-fn fields_for(kind: &str) -> Vec<&'static str> {
-    let extra: &[&str] = match kind {
-        "sequential" => &["requests", "think_time"],
-        "closed" => &["requests", "concurrency", "think_time"],
-        "open" => &["rate", "arrival", "requests", "users"],
-        "agent" => &["think_time", "retry_delay", "requests"],
-        "trace" => &[
-            "file",
-            "time_column",
-            "input_tokens_column",
-            "output_tokens_column",
-            "speedup",
-        ],
-        _ => &[],
-    };
-    COMMON_FIELDS.iter().chain(extra).copied().collect()
-}
-
 pub(super) fn read_clients(
     node: &Node,
     scenario_path: &Path,
@@ -206,7 +171,7 @@ fn read_client(
         .and_then(|k| k.scalar())
         .unwrap_or("sequential")
         .to_string();
-    let known = fields_for(&kind_name);
+    let known = super::schema::client_field_names(&kind_name);
     let fields = node.fields(diagnostics, &known)?;
     let name = match fields.get("name") {
         Some(n) => n.string(diagnostics),
@@ -339,7 +304,7 @@ fn read_request(
     };
     let (mut input_tokens, mut output_tokens) = (None, None);
     if let Some(n) = fields.get("tokens") {
-        let tokens = n.fields(diagnostics, &["input", "output"])?;
+        let tokens = n.fields(diagnostics, &super::schema::TOKENS.names())?;
         if let Some(i) = tokens.get("input") {
             input_tokens = Some(dist::read(i, Quantity::Count, diagnostics)?);
         }

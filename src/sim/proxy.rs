@@ -253,6 +253,52 @@ impl Proxies {
         stats
     }
 
+    /// Envoy's gauges at the end of the run, summed over replicas: active
+    /// and pending upstream requests, open connections, and how many
+    /// replicas have each circuit breaker open (at its threshold).
+    pub fn collect_gauges(&self, scenario: &Scenario) -> EnvoyStats {
+        let mut gauges = EnvoyStats::default();
+        // NOTE: `in_flight` also counts requests still on the network
+        // between a client and Envoy, which real Envoy has not seen yet.
+        gauges.add_gauge("http.downstream_rq_active", self.in_flight);
+        for replica in &self.replicas {
+            for (index, cluster) in replica.clusters.iter().enumerate() {
+                let name = &scenario.gateway.clusters[index].name;
+                let resources = &cluster.resources;
+                let usage = &resources.usage;
+                let open = |is_open: bool| u64::from(is_open);
+                let values = [
+                    ("upstream_rq_active", u64::from(usage.requests)),
+                    (
+                        "upstream_rq_pending_active",
+                        u64::from(usage.pending_requests),
+                    ),
+                    ("upstream_cx_active", u64::from(usage.connections)),
+                    (
+                        "circuit_breakers.default.cx_open",
+                        open(!resources.can_open_connection()),
+                    ),
+                    (
+                        "circuit_breakers.default.rq_pending_open",
+                        open(!resources.can_queue_pending()),
+                    ),
+                    (
+                        "circuit_breakers.default.rq_open",
+                        open(!resources.can_attach_request()),
+                    ),
+                    (
+                        "circuit_breakers.default.rq_retry_open",
+                        open(!resources.can_retry()),
+                    ),
+                ];
+                for (stat, value) in values {
+                    gauges.add_gauge(&format!("cluster.{name}.{stat}"), value);
+                }
+            }
+        }
+        gauges
+    }
+
     pub fn peak_active_requests(&self, scenario: &Scenario) -> BTreeMap<String, u32> {
         let mut peaks = BTreeMap::new();
         for replica in &self.replicas {

@@ -65,6 +65,11 @@ impl EnvoyStats {
         *self.0.entry(name).or_insert(0) += value;
     }
 
+    /// Adds `value` to the stat `name`, creating it at 0 first.
+    pub(crate) fn add_gauge(&mut self, name: &str, value: u64) {
+        self.add(name.to_string(), value);
+    }
+
     pub(crate) fn add_http(&mut self, stats: &HttpStats, has_local_rate_limit: bool) {
         self.add("http.downstream_rq_total".into(), stats.downstream_rq_total);
         for (index, count) in stats.downstream_rq_class.iter().enumerate() {

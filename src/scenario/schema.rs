@@ -1,0 +1,825 @@
+//! The fields of a scenario file, described once: each section's field
+//! names, value types, defaults and meanings. The reader takes its lists of
+//! accepted field names from these tables, and [`json_schema`] turns the
+//! same tables into the JSON Schema that editors use to complete and check
+//! scenario files (`trafficsim schema`, committed as
+//! `schema/scenario.schema.json`). A field added here is both accepted and
+//! documented; a field read without being listed here is an unknown-field
+//! error.
+//!
+//! What the values mean in detail is in `docs/scenario-format.md`.
+
+use serde_json::{Map, Value, json};
+
+/// The type of a field's value.
+#[derive(Clone, Copy, Debug)]
+pub enum Kind {
+    /// Any string.
+    Text,
+    /// A name usable as a folder name: letters, digits, `-`, `_`, `.`.
+    FolderName,
+    /// An integer in a range (inclusive).
+    Integer { min: i64, max: i64 },
+    /// A number in a range (inclusive).
+    Number { min: f64, max: f64 },
+    /// A duration with a unit, such as `250ms`.
+    Duration,
+    /// RFC 3339 UTC time or Unix seconds.
+    StartTime,
+    /// Requests per second, or `N/s`, `N/m`, `N/h`.
+    Rate,
+    /// One of fixed strings.
+    OneOf(&'static [&'static str]),
+    /// A distribution of durations.
+    DurationDistribution,
+    /// A distribution of counts.
+    CountDistribution,
+    /// A mapping of header names to values.
+    Headers,
+    /// Manifest paths and inline Kubernetes objects.
+    Manifests,
+    /// A nested section.
+    Section(&'static Section),
+    /// A list of items of a section.
+    ListOf(&'static Section),
+}
+
+/// A field's default, as it would be written in the file.
+#[derive(Clone, Copy, Debug)]
+pub enum DefaultValue {
+    /// No default, or one that depends on other fields (said in `doc`).
+    None,
+    Integer(i64),
+    Number(f64),
+    Text(&'static str),
+}
+
+/// One field of a section.
+#[derive(Clone, Copy, Debug)]
+pub struct Field {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub required: bool,
+    pub default: DefaultValue,
+    pub doc: &'static str,
+}
+
+/// A mapping of a scenario file and its fields.
+#[derive(Debug)]
+pub struct Section {
+    /// Where the section sits, such as `envoy` or `backends[]`.
+    pub path: &'static str,
+    pub doc: &'static str,
+    pub fields: &'static [Field],
+}
+
+impl Section {
+    /// The names of the section's fields, in table order.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.fields.iter().map(|field| field.name).collect()
+    }
+}
+
+const fn field(name: &'static str, kind: Kind, default: DefaultValue, doc: &'static str) -> Field {
+    Field {
+        name,
+        kind,
+        required: false,
+        default,
+        doc,
+    }
+}
+
+const fn required(name: &'static str, kind: Kind, doc: &'static str) -> Field {
+    Field {
+        name,
+        kind,
+        required: true,
+        default: DefaultValue::None,
+        doc,
+    }
+}
+
+use DefaultValue::{Integer as DefInt, None as NoDefault, Number as DefNum, Text as DefText};
+
+/// The top level of a scenario file.
+pub static SCENARIO: Section = Section {
+    path: "",
+    doc: "A trafficsim scenario: the manifests, the backends behind them, the clients that \
+          send traffic and the Envoy fleet in between.",
+    fields: &[
+        field(
+            "name",
+            Kind::FolderName,
+            NoDefault,
+            "Names the output folder outputs/<name>/; defaults to the file name without \
+             extension.",
+        ),
+        field("description", Kind::Text, DefText(""), "Free text."),
+        field(
+            "seed",
+            Kind::Integer {
+                min: 0,
+                max: i64::MAX,
+            },
+            DefInt(1),
+            "Random seed; --seed on the command line overrides it.",
+        ),
+        field(
+            "duration",
+            Kind::Duration,
+            NoDefault,
+            "Simulated time to run. Without it the run ends when every client is done.",
+        ),
+        field(
+            "start_time",
+            Kind::StartTime,
+            DefText("2026-01-01T00:00:00Z"),
+            "Wall-clock time at simulated time zero, as RFC 3339 UTC or Unix seconds.",
+        ),
+        field("envoy", Kind::Section(&ENVOY), NoDefault, ENVOY.doc),
+        required(
+            "manifests",
+            Kind::Manifests,
+            "Manifest files, folders (every *.yaml and *.yml), or inline Kubernetes objects.",
+        ),
+        required(
+            "backends",
+            Kind::ListOf(&BACKEND),
+            "The Services the routes send traffic to.",
+        ),
+        required("clients", Kind::ListOf(&CLIENT), "Who sends traffic."),
+        field("output", Kind::Section(&OUTPUT), NoDefault, OUTPUT.doc),
+        field("limits", Kind::Section(&LIMITS), NoDefault, LIMITS.doc),
+    ],
+};
+
+pub static ENVOY: Section = Section {
+    path: "envoy",
+    doc: "The Envoy fleet behind the Gateway.",
+    fields: &[
+        field(
+            "replicas",
+            Kind::Integer {
+                min: 1,
+                max: 10_000,
+            },
+            DefInt(1),
+            "Envoy pods behind the Gateway's Service. Local limits, circuit breakers and \
+             connection pools are per replica.",
+        ),
+        field(
+            "workers",
+            Kind::Integer { min: 1, max: 1_024 },
+            DefInt(2),
+            "Worker threads per replica, each with its own upstream connection pools.",
+        ),
+        field(
+            "spread",
+            Kind::OneOf(&["round-robin", "random", "sticky"]),
+            DefText("round-robin"),
+            "How requests reach replicas.",
+        ),
+        field(
+            "token_bucket",
+            Kind::OneOf(&["continuous", "timer"]),
+            DefText("continuous"),
+            "continuous refill (Envoy 1.32 and later) or timer (whole refills, Envoy up to \
+             1.31).",
+        ),
+        field(
+            "client_latency",
+            Kind::Duration,
+            DefText("200us"),
+            "One-way latency between a client and Envoy.",
+        ),
+        field(
+            "upstream_latency",
+            Kind::Duration,
+            DefText("100us"),
+            "One-way latency between Envoy and a backend.",
+        ),
+        field(
+            "connect_time",
+            Kind::Duration,
+            DefText("0s"),
+            "Time to open an upstream connection.",
+        ),
+    ],
+};
+
+pub static BACKEND: Section = Section {
+    path: "backends[]",
+    doc: "A Service that HTTPRoute backendRefs name, and its endpoints.",
+    fields: &[
+        required("name", Kind::Text, "The Service name in backendRefs."),
+        field(
+            "namespace",
+            Kind::Text,
+            DefText("default"),
+            "The Service namespace.",
+        ),
+        field(
+            "endpoints",
+            Kind::Integer {
+                min: 1,
+                max: 100_000,
+            },
+            DefInt(1),
+            "Pods behind the Service.",
+        ),
+        field(
+            "concurrency",
+            Kind::Integer {
+                min: 1,
+                max: 1_000_000,
+            },
+            DefInt(1_000),
+            "Requests one endpoint serves at once; more wait in its FIFO queue.",
+        ),
+        field(
+            "service_time",
+            Kind::DurationDistribution,
+            DefText("1ms"),
+            "Distribution of the time to serve one request.",
+        ),
+        field(
+            "per_output_token",
+            Kind::Duration,
+            DefText("0s"),
+            "Added to the service time for each output token.",
+        ),
+        field(
+            "errors",
+            Kind::ListOf(&ERROR_RESPONSE),
+            NoDefault,
+            "Shares of requests answered with an error status.",
+        ),
+        field("cost", Kind::Section(&COST), NoDefault, COST.doc),
+    ],
+};
+
+pub static ERROR_RESPONSE: Section = Section {
+    path: "backends[].errors[]",
+    doc: "A share of requests answered with an error status.",
+    fields: &[
+        required(
+            "status",
+            Kind::Integer { min: 100, max: 599 },
+            "HTTP status of the error response.",
+        ),
+        required(
+            "probability",
+            Kind::Number { min: 0.0, max: 1.0 },
+            "Share of requests that get it; the shares add up to at most 1.",
+        ),
+    ],
+};
+
+pub static COST: Section = Section {
+    path: "backends[].cost",
+    doc: "Price of each request that reaches the backend, retries included.",
+    fields: &[
+        field(
+            "per_request_usd",
+            Kind::Number {
+                min: 0.0,
+                max: 1e12,
+            },
+            DefNum(0.0),
+            "US dollars per request.",
+        ),
+        field(
+            "input_usd_per_million",
+            Kind::Number {
+                min: 0.0,
+                max: 1e12,
+            },
+            DefNum(0.0),
+            "US dollars per million input tokens.",
+        ),
+        field(
+            "output_usd_per_million",
+            Kind::Number {
+                min: 0.0,
+                max: 1e12,
+            },
+            DefNum(0.0),
+            "US dollars per million output tokens.",
+        ),
+    ],
+};
+
+/// The kinds of client and the fields each adds to [`CLIENT`].
+pub static CLIENT_KINDS: [(&str, &Section); 5] = [
+    ("sequential", &SEQUENTIAL),
+    ("closed", &CLOSED),
+    ("open", &OPEN),
+    ("agent", &AGENT),
+    ("trace", &TRACE),
+];
+
+/// Fields of every client, whatever its kind.
+pub static CLIENT: Section = Section {
+    path: "clients[]",
+    doc: "A client definition; count instances of it run side by side.",
+    fields: &[
+        field(
+            "name",
+            Kind::Text,
+            NoDefault,
+            "Name in the summary and charts; defaults to client-<position>.",
+        ),
+        field(
+            "kind",
+            Kind::OneOf(&["sequential", "closed", "open", "agent", "trace"]),
+            DefText("sequential"),
+            "How the client sends requests.",
+        ),
+        field(
+            "count",
+            Kind::Integer {
+                min: 1,
+                max: 1_000_000,
+            },
+            DefInt(1),
+            "Instances of this client.",
+        ),
+        field(
+            "start",
+            Kind::Duration,
+            DefText("0s"),
+            "Delay before the first request (after `after`, if set).",
+        ),
+        field(
+            "after",
+            Kind::Text,
+            NoDefault,
+            "Name of an earlier client; this one starts when all its instances have finished.",
+        ),
+        field(
+            "stop",
+            Kind::Duration,
+            NoDefault,
+            "Simulated time after which no new request is sent.",
+        ),
+        field("method", Kind::Text, DefText("GET"), "HTTP method."),
+        field(
+            "path",
+            Kind::Text,
+            DefText("/"),
+            "Request path with an optional query string; {index} is the instance number.",
+        ),
+        field(
+            "host",
+            Kind::Text,
+            DefText("www.example.com"),
+            "Host header, matched against HTTPRoute hostnames.",
+        ),
+        field(
+            "headers",
+            Kind::Headers,
+            NoDefault,
+            "Request headers; {index} is the instance number.",
+        ),
+        field(
+            "delay",
+            Kind::Duration,
+            NoDefault,
+            "Asks the backend to take exactly this long.",
+        ),
+        field(
+            "source_ip",
+            Kind::Text,
+            NoDefault,
+            "Client address; defaults to 10.0.x.y, distinct per instance.",
+        ),
+        field(
+            "tokens",
+            Kind::Section(&TOKENS),
+            NoDefault,
+            "Input and output tokens per request, for the cost model.",
+        ),
+        field(
+            "connection",
+            Kind::OneOf(&["keep-alive", "per-request"]),
+            NoDefault,
+            "keep-alive uses one Envoy worker for every request of an instance; defaults \
+             to per-request for sequential, open and trace clients.",
+        ),
+    ],
+};
+
+pub static TOKENS: Section = Section {
+    path: "clients[].tokens",
+    doc: "Distributions of tokens per request.",
+    fields: &[
+        field(
+            "input",
+            Kind::CountDistribution,
+            NoDefault,
+            "Input tokens per request.",
+        ),
+        field(
+            "output",
+            Kind::CountDistribution,
+            NoDefault,
+            "Output tokens per request.",
+        ),
+    ],
+};
+
+const REQUESTS: Kind = Kind::Integer {
+    min: 1,
+    max: i64::MAX,
+};
+
+pub static SEQUENTIAL: Section = Section {
+    path: "clients[] (kind: sequential)",
+    doc: "One request at a time, like curl in a for loop.",
+    fields: &[
+        required("requests", REQUESTS, "Requests per instance."),
+        field(
+            "think_time",
+            Kind::DurationDistribution,
+            DefText("0s"),
+            "Wait after each response before the next request.",
+        ),
+    ],
+};
+
+pub static CLOSED: Section = Section {
+    path: "clients[] (kind: closed)",
+    doc: "Workers sharing a number of requests, like hey -n N -c C.",
+    fields: &[
+        required(
+            "requests",
+            REQUESTS,
+            "Requests per instance, shared by its workers.",
+        ),
+        required(
+            "concurrency",
+            Kind::Integer {
+                min: 1,
+                max: 1_000_000,
+            },
+            "Workers, each with one request in flight.",
+        ),
+        field(
+            "think_time",
+            Kind::DurationDistribution,
+            DefText("0s"),
+            "Wait after each response.",
+        ),
+    ],
+};
+
+pub static OPEN: Section = Section {
+    path: "clients[] (kind: open)",
+    doc: "Requests at a rate, whether or not earlier ones have finished.",
+    fields: &[
+        required("rate", Kind::Rate, "Requests per second, or N/s, N/m, N/h."),
+        field(
+            "arrival",
+            Kind::OneOf(&["poisson", "constant"]),
+            DefText("poisson"),
+            "poisson (exponential gaps) or constant (even gaps).",
+        ),
+        field("requests", REQUESTS, NoDefault, "Stop after this many."),
+        field(
+            "users",
+            Kind::Integer {
+                min: 1,
+                max: 100_000_000,
+            },
+            NoDefault,
+            "Each request comes from one of this many users; {user} in headers or path is \
+             its number.",
+        ),
+    ],
+};
+
+pub static AGENT: Section = Section {
+    path: "clients[] (kind: agent)",
+    doc: "A runaway LLM agent that sends its next request as soon as the previous one ends.",
+    fields: &[
+        field(
+            "think_time",
+            Kind::DurationDistribution,
+            DefText("0s"),
+            "Wait after a 2xx response.",
+        ),
+        field(
+            "retry_delay",
+            Kind::DurationDistribution,
+            DefText("0s"),
+            "Wait after any other response.",
+        ),
+        field("requests", REQUESTS, NoDefault, "Stop after this many."),
+    ],
+};
+
+pub static TRACE: Section = Section {
+    path: "clients[] (kind: trace)",
+    doc: "Replays a CSV of recorded requests, one row per request in time order.",
+    fields: &[
+        required("file", Kind::Text, "CSV file, relative to the scenario."),
+        field(
+            "time_column",
+            Kind::Text,
+            DefText("TIMESTAMP"),
+            "Column with the request times.",
+        ),
+        field(
+            "input_tokens_column",
+            Kind::Text,
+            NoDefault,
+            "Column with input tokens per request.",
+        ),
+        field(
+            "output_tokens_column",
+            Kind::Text,
+            NoDefault,
+            "Column with output tokens per request.",
+        ),
+        field(
+            "speedup",
+            Kind::Number {
+                min: 0.0,
+                max: f64::MAX,
+            },
+            DefNum(1.0),
+            "2 replays twice as fast.",
+        ),
+    ],
+};
+
+pub static OUTPUT: Section = Section {
+    path: "output",
+    doc: "Output options.",
+    fields: &[field(
+        "bucket",
+        Kind::Duration,
+        DefText("1s"),
+        "Width of one row of timeseries.csv and of one step of the charts; at least 1ms.",
+    )],
+};
+
+pub static LIMITS: Section = Section {
+    path: "limits",
+    doc: "Bounds that stop a run that would otherwise not end or not fit in memory.",
+    fields: &[
+        field(
+            "max_events",
+            Kind::Integer {
+                min: 0,
+                max: i64::MAX,
+            },
+            DefInt(2_000_000_000),
+            "Events processed.",
+        ),
+        field(
+            "max_in_flight",
+            Kind::Integer {
+                min: 0,
+                max: i64::MAX,
+            },
+            DefInt(1_000_000),
+            "Requests sent and not yet answered.",
+        ),
+        field(
+            "max_duration",
+            Kind::Duration,
+            DefText("7d"),
+            "Simulated time, when the scenario has no duration.",
+        ),
+    ],
+};
+
+/// The families of a distribution and their parameters.
+pub static DISTRIBUTION_FAMILIES: [(&str, &[&str]); 4] = [
+    ("constant", &[]),
+    ("exponential", &["mean"]),
+    ("lognormal", &["median", "p99"]),
+    ("uniform", &["min", "max"]),
+];
+
+/// The names of the distribution families, as the reader accepts them.
+pub fn distribution_family_names() -> Vec<&'static str> {
+    DISTRIBUTION_FAMILIES
+        .iter()
+        .map(|(name, _)| *name)
+        .collect()
+}
+
+/// The field names a client of `kind` accepts: the common ones, then the
+/// kind's own. An unknown kind accepts the common ones only.
+pub fn client_field_names(kind: &str) -> Vec<&'static str> {
+    let mut names = CLIENT.names();
+    if let Some((_, section)) = CLIENT_KINDS.iter().find(|(name, _)| *name == kind) {
+        names.extend(section.names());
+    }
+    names
+}
+
+/// The JSON Schema (draft-07) of a scenario file.
+pub fn json_schema() -> Value {
+    let mut root = section_schema(&SCENARIO, &[]);
+    if let Value::Object(map) = &mut root {
+        let mut head = Map::new();
+        head.insert(
+            "$schema".into(),
+            json!("http://json-schema.org/draft-07/schema#"),
+        );
+        head.insert("title".into(), json!("trafficsim scenario"));
+        head.extend(std::mem::take(map));
+        head.insert("definitions".into(), definitions());
+        *map = head;
+    }
+    root
+}
+
+fn section_schema(section: &Section, extra: &[Field]) -> Value {
+    let mut properties = Map::new();
+    let mut required = Vec::new();
+    for field in section.fields.iter().chain(extra) {
+        properties.insert(field.name.to_string(), field_schema(field));
+        if field.required {
+            required.push(json!(field.name));
+        }
+    }
+    let mut schema = Map::new();
+    schema.insert("description".into(), json!(section.doc));
+    schema.insert("type".into(), json!("object"));
+    schema.insert("properties".into(), Value::Object(properties));
+    if !required.is_empty() {
+        schema.insert("required".into(), Value::Array(required));
+    }
+    schema.insert("additionalProperties".into(), json!(false));
+    Value::Object(schema)
+}
+
+fn field_schema(field: &Field) -> Value {
+    let mut schema = match kind_schema(field.kind) {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    };
+    schema.insert("description".into(), json!(field.doc));
+    match field.default {
+        DefaultValue::None => {}
+        DefaultValue::Integer(value) => {
+            schema.insert("default".into(), json!(value));
+        }
+        DefaultValue::Number(value) => {
+            schema.insert("default".into(), json!(value));
+        }
+        DefaultValue::Text(value) => {
+            schema.insert("default".into(), json!(value));
+        }
+    }
+    Value::Object(schema)
+}
+
+fn reference(name: &str) -> Value {
+    json!({ "$ref": format!("#/definitions/{name}") })
+}
+
+fn kind_schema(kind: Kind) -> Value {
+    match kind {
+        Kind::Text => json!({ "type": "string" }),
+        Kind::FolderName => json!({
+            "type": "string",
+            "pattern": "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$",
+        }),
+        Kind::Integer { min, max } => json!({ "type": "integer", "minimum": min, "maximum": max }),
+        Kind::Number { min, max } => json!({ "type": "number", "minimum": min, "maximum": max }),
+        Kind::Duration => reference("duration"),
+        Kind::StartTime => json!({
+            "anyOf": [
+                { "type": "string", "pattern": "^\\d{4}-\\d{2}-\\d{2}[T ]\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?(Z|\\+00:00)$" },
+                { "type": "integer", "minimum": 0 },
+            ],
+        }),
+        Kind::Rate => reference("rate"),
+        Kind::OneOf(values) => json!({ "type": "string", "enum": values }),
+        Kind::DurationDistribution => reference("duration_distribution"),
+        Kind::CountDistribution => reference("count_distribution"),
+        Kind::Headers => json!({
+            "type": "object",
+            "additionalProperties": { "type": ["string", "number", "boolean"] },
+        }),
+        Kind::Manifests => json!({
+            "type": "array",
+            "items": {
+                "anyOf": [
+                    { "type": "string", "description": "A manifest file or folder, relative to the scenario." },
+                    {
+                        "type": "object",
+                        "description": "An inline Kubernetes object.",
+                        "required": ["apiVersion", "kind"],
+                    },
+                ],
+            },
+        }),
+        Kind::Section(section) if std::ptr::eq(section, &CLIENT) => client_schema(),
+        Kind::ListOf(section) if std::ptr::eq(section, &CLIENT) => json!({
+            "type": "array",
+            "minItems": 1,
+            "items": client_schema(),
+        }),
+        Kind::Section(section) => section_schema(section, &[]),
+        Kind::ListOf(section) => json!({ "type": "array", "items": section_schema(section, &[]) }),
+    }
+}
+
+/// One alternative per kind of client: the common fields, the kind's own,
+/// and `kind` fixed to its name (left optional for `sequential`, the
+/// default).
+fn client_schema() -> Value {
+    let alternatives: Vec<Value> = CLIENT_KINDS
+        .iter()
+        .map(|(kind, section)| {
+            let mut schema = section_schema(&CLIENT, section.fields);
+            if let Value::Object(map) = &mut schema {
+                map.insert("title".into(), json!(format!("{kind} client")));
+                map.insert("description".into(), json!(section.doc));
+                if let Some(Value::Object(properties)) = map.get_mut("properties")
+                    && let Some(Value::Object(kind_field)) = properties.get_mut("kind")
+                {
+                    kind_field.remove("enum");
+                    kind_field.insert("const".into(), json!(kind));
+                }
+                if *kind != "sequential" {
+                    let required = map
+                        .entry("required")
+                        .or_insert_with(|| Value::Array(Vec::new()));
+                    if let Value::Array(required) = required {
+                        required.insert(0, json!("kind"));
+                    }
+                }
+            }
+            schema
+        })
+        .collect();
+    json!({ "oneOf": alternatives })
+}
+
+fn distribution_schema(value: Value) -> Value {
+    let mut alternatives = vec![value.clone()];
+    for (family, parameters) in DISTRIBUTION_FAMILIES {
+        let body = if parameters.is_empty() {
+            value.clone()
+        } else {
+            let properties: Map<String, Value> = parameters
+                .iter()
+                .map(|name| (name.to_string(), value.clone()))
+                .collect();
+            json!({
+                "type": "object",
+                "properties": properties,
+                "required": parameters,
+                "additionalProperties": false,
+            })
+        };
+        alternatives.push(json!({
+            "type": "object",
+            "properties": { family: body },
+            "required": [family],
+            "additionalProperties": false,
+        }));
+    }
+    json!({
+        "description": "A constant, or a mapping naming one family: constant, exponential {mean}, \
+                        lognormal {median, p99} or uniform {min, max}.",
+        "anyOf": alternatives,
+    })
+}
+
+fn definitions() -> Value {
+    json!({
+        "duration": {
+            "description": "A duration with a unit: ns, us, ms, s, m, h, d (such as 250ms, 1.5s, 2m30s); a bare 0 is accepted.",
+            "anyOf": [
+                { "type": "string", "pattern": "^\\s*(0|(([0-9]+(\\.[0-9]*)?|\\.[0-9]+)([eE][+-]?[0-9]+)?(ns|us|µs|ms|s|m|h|d))+)\\s*$" },
+                { "const": 0 },
+            ],
+        },
+        "rate": {
+            "description": "Requests per second (100), or a number per unit: 100/s, 1000/m, 3600/h.",
+            "anyOf": [
+                { "type": "number", "exclusiveMinimum": 0 },
+                { "type": "string", "pattern": "^\\s*[0-9.eE+-]+\\s*(/\\s*(s|m|min|h)\\s*)?$" },
+            ],
+        },
+        "duration_distribution": distribution_schema(reference("duration")),
+        "count_distribution": distribution_schema(json!({ "type": "number", "minimum": 0 })),
+    })
+}
+
+/// The committed schema's text: [`json_schema`] pretty-printed, with a
+/// final newline.
+pub fn json_schema_text() -> String {
+    let mut text = serde_json::to_string_pretty(&json_schema()).unwrap_or_default();
+    text.push('\n');
+    text
+}
