@@ -11,7 +11,7 @@ const QUIET_START: Duration = Duration::from_secs(1);
 const REDRAW_EVERY: Duration = Duration::from_millis(100);
 
 /// Checks whether stderr may carry colour: it is a terminal and the
-/// `NO_COLOR` environment variable is unset or empty (https://no-color.org).
+/// `NO_COLOR` environment variable is unset or empty (<https://no-color.org>).
 pub fn stderr_color() -> bool {
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
     !no_color && std::io::stderr().is_terminal()
