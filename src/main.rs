@@ -96,6 +96,41 @@ enum Command {
     },
     /// Print the manual page (roff), for `man -l -`.
     Man,
+    /// Run a scenario over a grid of parameter values and seeds, in
+    /// parallel, and write sweep.csv and capacity-planning charts.
+    Sweep {
+        /// Scenario file (YAML); its `sweep:` section, if any, is the default plan.
+        scenario: PathBuf,
+        /// A parameter and its values: PATH=V1,V2,... or PATH=FROM..TO[:STEP]
+        /// (repeatable; replaces the scenario's parameters).
+        #[arg(long = "param")]
+        params: Vec<String>,
+        /// Runs per point, with seeds seed, seed+1, ... (a count).
+        #[arg(long)]
+        seeds: Option<u32>,
+        /// Metrics to report (repeatable), such as fraction_503 or latency_ms_p99.
+        #[arg(long = "metric")]
+        metrics: Vec<String>,
+        /// Worker threads (a count); 0 uses every core.
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        /// Run only part I of N of the points (I/N) and write a shard file for `merge`.
+        #[arg(long)]
+        shard: Option<String>,
+        /// Output folder; defaults to outputs/<scenario name>-sweep.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Combine the shard files of a sharded sweep into the output one run
+    /// would have written.
+    Merge {
+        /// Shard files (sweep-shard-I-of-N.json).
+        #[arg(required = true)]
+        shards: Vec<PathBuf>,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -169,6 +204,25 @@ fn main() -> ExitCode {
         Command::Schema => print_stdout(&scenario::schema::json_schema_text()),
         Command::Completions { shell } => completions(shell),
         Command::Man => man(),
+        Command::Sweep {
+            scenario,
+            params,
+            seeds,
+            metrics,
+            threads,
+            shard,
+            out,
+        } => sweep(
+            &scenario,
+            &params,
+            seeds,
+            &metrics,
+            threads,
+            shard.as_deref(),
+            out,
+            verbosity == Verbosity::Quiet,
+        ),
+        Command::Merge { shards, out } => merge(&shards, &out, verbosity == Verbosity::Quiet),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -303,6 +357,129 @@ fn run(args: &RunArgs<'_>) -> Result<(), Failure> {
         );
     }
     Ok(())
+}
+
+/// A bad-input failure (exit 2) with `message`.
+fn input_error(message: impl std::fmt::Display) -> Failure {
+    Failure::Input(Some(anyhow::anyhow!("{message}")))
+}
+
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one argument per command-line option"
+)]
+fn sweep(
+    path: &std::path::Path,
+    params: &[String],
+    seeds: Option<u32>,
+    metrics: &[String],
+    threads: usize,
+    shard: Option<&str>,
+    out: Option<PathBuf>,
+    quiet: bool,
+) -> Result<(), Failure> {
+    use trafficsim::sweep::{self, Shard, SweepPlan};
+    let scenario = match scenario::load(path) {
+        Ok(scenario) => scenario,
+        Err(diagnostics) => {
+            return Err(diagnostics_failure(path, &diagnostics));
+        }
+    };
+    let mut parameters = Vec::new();
+    for param in params {
+        let parsed = param
+            .split_once('=')
+            .ok_or_else(|| format!("--param `{param}` must be written PATH=VALUES"))
+            .and_then(|(path, values)| {
+                let path = trafficsim::overrides::parse_path(path.trim())?;
+                let values = if values.contains("..") {
+                    scenario::expand_range(values.trim())?
+                } else {
+                    values.split(',').map(|v| v.trim().to_string()).collect()
+                };
+                Ok(scenario::Parameter { path, values })
+            });
+        match parsed {
+            Ok(parameter) => parameters.push(parameter),
+            Err(message) => return Err(input_error(message)),
+        }
+    }
+    let mut chosen = Vec::new();
+    for name in metrics {
+        match scenario::SweepMetric::from_name(name) {
+            Some(metric) => chosen.push(metric),
+            None => {
+                let known: Vec<&str> = scenario::SweepMetric::ALL
+                    .iter()
+                    .map(|m| m.name())
+                    .collect();
+                return Err(input_error(format!(
+                    "unknown metric `{name}`; expected one of: {}",
+                    known.join(", ")
+                )));
+            }
+        }
+    }
+    let plan = match SweepPlan::new(&scenario, parameters, seeds, chosen) {
+        Ok(plan) => plan,
+        Err(message) => return Err(input_error(message)),
+    };
+    let shard = match shard.map(Shard::parse).transpose() {
+        Ok(shard) => shard,
+        Err(message) => return Err(input_error(message)),
+    };
+    let results = match sweep::run(&plan, shard, threads) {
+        Ok(results) => results,
+        Err(error) => return Err(input_error(error)),
+    };
+    let dir =
+        out.unwrap_or_else(|| PathBuf::from("outputs").join(format!("{}-sweep", scenario.name)));
+    if let Some(shard) = shard {
+        return match sweep::write_shard(&dir, &plan, shard, &results) {
+            Ok(file) => {
+                if !quiet {
+                    println!(
+                        "shard {}/{}: {} runs written to {}",
+                        shard.index,
+                        shard.count,
+                        results.len(),
+                        file.display()
+                    );
+                }
+                Ok(())
+            }
+            Err(error) => Err(input_error(error)),
+        };
+    }
+    finish_sweep(&dir, &plan, &results, quiet)
+}
+
+fn finish_sweep(
+    dir: &std::path::Path,
+    plan: &trafficsim::sweep::SweepPlan,
+    results: &[trafficsim::sweep::JobResult],
+    quiet: bool,
+) -> Result<(), Failure> {
+    if let Err(error) = trafficsim::sweep::write_outputs(dir, plan, results) {
+        return Err(input_error(error));
+    }
+    if results.iter().any(|r| r.truncated) {
+        eprintln!(
+            "trafficsim: warning: some runs hit a limit and stopped early; see the `truncated` column of sweep.csv"
+        );
+    }
+    if !quiet {
+        print!("{}", trafficsim::sweep::human_table(plan, results));
+        println!("outputs in {}", dir.display());
+    }
+    Ok(())
+}
+
+fn merge(shards: &[PathBuf], out: &std::path::Path, quiet: bool) -> Result<(), Failure> {
+    match trafficsim::sweep::merge(shards) {
+        Ok((plan, results)) => finish_sweep(out, &plan, &results, quiet),
+        Err(error) => Err(input_error(error)),
+    }
 }
 
 fn validate(paths: &[PathBuf], replicas: u32, format: ValidateFormat) -> Result<(), Failure> {

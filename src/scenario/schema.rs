@@ -42,6 +42,10 @@ pub enum Kind {
     Section(&'static Section),
     /// A list of items of a section.
     ListOf(&'static Section),
+    /// A list of scalars (numbers or strings), such as values to sweep.
+    ListOfScalars,
+    /// A list of fixed strings.
+    ListOfOneOf(&'static [&'static str]),
 }
 
 /// A field's default, as it would be written in the file.
@@ -151,6 +155,7 @@ pub static SCENARIO: Section = Section {
         required("clients", Kind::ListOf(&CLIENT), "Who sends traffic."),
         field("output", Kind::Section(&OUTPUT), NoDefault, OUTPUT.doc),
         field("limits", Kind::Section(&LIMITS), NoDefault, LIMITS.doc),
+        field("sweep", Kind::Section(&SWEEP), NoDefault, SWEEP.doc),
     ],
 };
 
@@ -596,6 +601,152 @@ pub static LIMITS: Section = Section {
     ],
 };
 
+/// The metrics a sweep reports, as `sweep.metrics` and `goals[].metric`
+/// name them.
+pub static SWEEP_METRICS: [&str; 10] = [
+    "fraction_2xx",
+    "fraction_429",
+    "fraction_503",
+    "fraction_5xx",
+    "latency_ms_p50",
+    "latency_ms_p99",
+    "admitted_per_s",
+    "spend_usd",
+    "requests",
+    "backend_requests",
+];
+
+pub static SWEEP: Section = Section {
+    path: "sweep",
+    doc: "Parameters that `trafficsim sweep` varies when the command line names none; \
+          every combination runs with `seeds` seeds.",
+    fields: &[
+        required(
+            "parameters",
+            Kind::ListOf(&SWEEP_PARAMETER),
+            "The first parameter is the x axis of the charts; every combination of the \
+             others is one line.",
+        ),
+        field(
+            "seeds",
+            Kind::Integer {
+                min: 1,
+                max: 10_000,
+            },
+            DefInt(1),
+            "Runs per point, with seeds seed, seed + 1, ...",
+        ),
+        field(
+            "confidence",
+            Kind::Number { min: 0.0, max: 1.0 },
+            DefNum(0.95),
+            "Level of the intervals (Student's t over the seeds), between 0 and 1.",
+        ),
+        field(
+            "metrics",
+            Kind::ListOfOneOf(&SWEEP_METRICS),
+            NoDefault,
+            "What to report and chart; defaults to fraction_429, fraction_503, \
+             latency_ms_p99, admitted_per_s and spend_usd.",
+        ),
+        field(
+            "goals",
+            Kind::ListOf(&SWEEP_GOAL),
+            NoDefault,
+            "Bounds on the mean; points meeting all are marked met.",
+        ),
+    ],
+};
+
+pub static SWEEP_PARAMETER: Section = Section {
+    path: "sweep.parameters[]",
+    doc: "A field path and its values (or a range).",
+    fields: &[
+        required(
+            "path",
+            Kind::Text,
+            "A scenario field (envoy.replicas, clients[name].rate) or a manifest field \
+             (Kind/name:spec.field).",
+        ),
+        field(
+            "values",
+            Kind::ListOfScalars,
+            NoDefault,
+            "Values to try; give values or range.",
+        ),
+        field(
+            "range",
+            Kind::Section(&SWEEP_RANGE),
+            NoDefault,
+            "Evenly spaced values; give values or range.",
+        ),
+    ],
+};
+
+pub static SWEEP_RANGE: Section = Section {
+    path: "sweep.parameters[].range",
+    doc: "Values from `from` to `to` in steps of `step`, each followed by `suffix`.",
+    fields: &[
+        required(
+            "from",
+            Kind::Number {
+                min: f64::MIN,
+                max: f64::MAX,
+            },
+            "First value.",
+        ),
+        required(
+            "to",
+            Kind::Number {
+                min: f64::MIN,
+                max: f64::MAX,
+            },
+            "Last value (included when a step lands on it).",
+        ),
+        field(
+            "step",
+            Kind::Number {
+                min: 0.0,
+                max: f64::MAX,
+            },
+            DefNum(1.0),
+            "Distance between values.",
+        ),
+        field(
+            "suffix",
+            Kind::Text,
+            DefText(""),
+            "Unit written after each value, such as /s or ms.",
+        ),
+    ],
+};
+
+pub static SWEEP_GOAL: Section = Section {
+    path: "sweep.goals[]",
+    doc: "A bound on the mean of one metric.",
+    fields: &[
+        required("metric", Kind::OneOf(&SWEEP_METRICS), "The metric bounded."),
+        field(
+            "max",
+            Kind::Number {
+                min: f64::MIN,
+                max: f64::MAX,
+            },
+            NoDefault,
+            "Highest acceptable mean.",
+        ),
+        field(
+            "min",
+            Kind::Number {
+                min: f64::MIN,
+                max: f64::MAX,
+            },
+            NoDefault,
+            "Lowest acceptable mean.",
+        ),
+    ],
+};
+
 /// The families of a distribution and their parameters.
 pub static DISTRIBUTION_FAMILIES: [(&str, &[&str]); 4] = [
     ("constant", &[]),
@@ -729,6 +880,15 @@ fn kind_schema(kind: Kind) -> Value {
         }),
         Kind::Section(section) => section_schema(section, &[]),
         Kind::ListOf(section) => json!({ "type": "array", "items": section_schema(section, &[]) }),
+        Kind::ListOfScalars => json!({
+            "type": "array",
+            "minItems": 1,
+            "items": { "type": ["string", "number", "boolean"] },
+        }),
+        Kind::ListOfOneOf(values) => json!({
+            "type": "array",
+            "items": { "type": "string", "enum": values },
+        }),
     }
 }
 
