@@ -660,6 +660,8 @@ pub fn write_outputs(
     for (stem, chart) in charts(plan, results) {
         chart::write_lines(dir, &stem, &chart)?;
     }
+    let page = report::html::sweep_page(plan, results)?;
+    report::write_atomic(&dir.join("report.html"), page.as_bytes())?;
     Ok(())
 }
 

@@ -404,6 +404,26 @@ fn report_html_is_self_contained() {
     assert!(page == again, "report.html differs between identical runs");
 }
 
+#[test]
+fn sweep_writes_report_html() {
+    let dir = scratch("sweep").join("out");
+    let output = trafficsim(&[
+        "sweep",
+        "scenarios/tutorial/basic-limit.yaml",
+        "--param",
+        "envoy.replicas=1,2",
+        "-q",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let page = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(page.contains("<h1>trafficsim sweep: basic-limit</h1>"));
+    assert!(page.contains("envoy.replicas = 1, 2"));
+    assert!(page.contains("<svg"));
+    assert!(!page.contains("<script"));
+}
+
 fn find_chromium() -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     for folder in std::env::split_paths(&path) {

@@ -11,6 +11,10 @@
 //! [`table`], [`paragraph`], [`list`], [`figure`] and [`details`] escape
 //! every text they are given, so callers pass plain strings.
 
+mod sweep;
+
+pub use sweep::sweep_page;
+
 use std::fmt::Write as _;
 
 use crate::chart::{self, ChartError};
@@ -84,7 +88,7 @@ padding:1rem 1.5rem;color:#222;line-height:1.45}\
 h1{font-size:1.6rem;margin-bottom:.2rem}h2{font-size:1.25rem;border-bottom:1px solid #ddd;\
 padding-bottom:.2rem;margin-top:2rem}\
 nav a{margin-right:1rem}\
-table{border-collapse:collapse;margin:.5rem 0;font-size:.9rem}\
+table{border-collapse:collapse;margin:.5rem 0;font-size:.9rem;display:block;overflow-x:auto}\
 th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:left;vertical-align:top}\
 td.n{text-align:right;font-variant-numeric:tabular-nums}th{background:#f3f3f3}\
 figure{margin:1rem 0}figure svg{max-width:100%;height:auto;border:1px solid #eee}\
