@@ -175,8 +175,8 @@ fn write_client(text: &mut String, name: &str, route: &Route) {
     write_headers(text, &route.headers);
 }
 
-/// A path the route matches, with its exact query parameters; true when
-/// the route's path is a regular expression the user must satisfy by hand.
+/// Returns a path the route matches, with its exact query parameters, and
+/// true when the route's path is a regular expression to satisfy by hand.
 fn request_path(route: &Route) -> (String, bool) {
     let (mut path, todo) = match &route.path {
         PathMatch::Exact(path) => (path.clone(), false),
@@ -220,7 +220,8 @@ fn write_headers(text: &mut String, headers: &[HeaderMatcher]) {
     }
 }
 
-/// A YAML double-quoted scalar: JSON string syntax is valid YAML.
+/// Quotes `text` as a YAML double-quoted scalar, because JSON string
+/// syntax is valid YAML.
 fn yaml_string(text: &str) -> String {
     serde_json::to_string(text).unwrap_or_else(|_| "\"\"".to_string())
 }
@@ -230,8 +231,8 @@ fn comment_line(text: &str) -> String {
     text.replace(['\n', '\r'], " ")
 }
 
-/// A scenario name from a file name: characters a folder name cannot have
-/// become `-`.
+/// Makes a scenario name of a file name: characters a folder name cannot
+/// have become `-`.
 fn folder_name(stem: &str) -> String {
     let name: String = stem
         .chars()
@@ -252,8 +253,8 @@ fn folder_name(stem: &str) -> String {
     }
 }
 
-/// `target` as written relative to the folder of `scenario_path`, which
-/// need not exist yet; absolute when the two share no folder but the root.
+/// Writes `target` relative to the folder of `scenario_path`, which need
+/// not exist yet. The path is absolute when the two share only the root.
 fn relative_path(scenario_path: &Path, target: &Path) -> String {
     let absolute = |path: &Path| -> Option<PathBuf> {
         if let Ok(canonical) = path.canonicalize() {
@@ -262,6 +263,7 @@ fn relative_path(scenario_path: &Path, target: &Path) -> String {
         let joined = std::env::current_dir().ok()?.join(path);
         Some(normalize(&joined))
     };
+
     let base = match scenario_path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
         _ => PathBuf::from("."),
@@ -269,6 +271,7 @@ fn relative_path(scenario_path: &Path, target: &Path) -> String {
     let (Some(base), Some(target)) = (absolute(&base), absolute(target)) else {
         return target.to_string_lossy().into_owned();
     };
+
     let base_parts: Vec<Component> = base.components().collect();
     let target_parts: Vec<Component> = target.components().collect();
     let common = base_parts
@@ -284,6 +287,7 @@ fn relative_path(scenario_path: &Path, target: &Path) -> String {
     if only_root {
         return target.to_string_lossy().into_owned();
     }
+
     let mut relative = PathBuf::new();
     for _ in common..base_parts.len() {
         relative.push("..");

@@ -1,6 +1,6 @@
-//! What the command line shows on a terminal while it works: a progress
-//! line on stderr for work that lasts more than a second, and whether
-//! messages may use colour. Nothing here reaches an output file.
+//! Terminal feedback of the command line: a progress line on stderr for
+//! work that lasts more than a second, and the check whether messages may
+//! use colour. Nothing here reaches an output file.
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
@@ -27,10 +27,10 @@ pub struct ProgressLine {
 }
 
 impl ProgressLine {
-    /// Creates a progress line; `wanted` is false under `--quiet`.
-    pub fn new(wanted: bool) -> ProgressLine {
+    /// Creates a progress line; `requested` is false under `--quiet`.
+    pub fn new(requested: bool) -> ProgressLine {
         ProgressLine {
-            enabled: wanted && std::io::stderr().is_terminal(),
+            enabled: requested && std::io::stderr().is_terminal(),
             started: Instant::now(),
             last_draw: None,
         }

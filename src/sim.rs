@@ -271,8 +271,8 @@ pub struct Progress {
 const EVENTS_PER_PROGRESS: u64 = 1 << 16;
 
 /// Runs `scenario` with `seed`, calling `observe` every 65,536 events. The
-/// observer sees the run's progress only; it cannot change the outcome, so
-/// the output is the same as [`run_with`]'s.
+/// observer receives the run's progress only and cannot change the
+/// outcome, so the output is the same as [`run_with`]'s.
 pub fn run_observed(
     scenario: &Scenario,
     seed: u64,

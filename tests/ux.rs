@@ -39,7 +39,7 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-/// Every `*.yaml` under `scenarios/` that is a scenario, not a manifest.
+/// Lists every `*.yaml` under `scenarios/` that is a scenario, not a manifest.
 fn shipped_scenarios() -> Vec<PathBuf> {
     let mut found = Vec::new();
     let mut folders = vec![repo("scenarios")];
@@ -61,7 +61,7 @@ fn shipped_scenarios() -> Vec<PathBuf> {
     found
 }
 
-/// The JSON a YAML 1.2 core-schema reader makes of `node`.
+/// Converts `node` to the JSON a YAML 1.2 core-schema reader makes of it.
 fn to_json(node: &Node) -> Json {
     match &node.value {
         Value::Null => Json::Null,
@@ -240,7 +240,7 @@ fn errors_name_the_program_and_exit_2() {
         message.contains("no/such/scenario.yaml"),
         "stderr: {message}"
     );
-    // stderr is a pipe here, so no colour whatever NO_COLOR says.
+    // stderr is a pipe here, so it carries no colour whatever NO_COLOR is.
     assert!(!message.contains('\x1b'));
 }
 

@@ -97,8 +97,8 @@ figcaption{font-size:.9rem;color:#555}\
 code{background:#f3f3f3;padding:0 .2rem}\
 footer{margin-top:2rem;font-size:.8rem;color:#666}";
 
-/// A complete HTML document: the title, a table of contents, then each
-/// section with its heading.
+/// Builds a complete HTML document: the title, a table of contents, then
+/// each section with its heading.
 pub fn page(title: &str, sections: &[Section]) -> String {
     let mut text = String::new();
     text.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
@@ -127,8 +127,8 @@ pub fn page(title: &str, sections: &[Section]) -> String {
     text
 }
 
-/// A table with a header row. Cells that look like numbers are aligned
-/// right.
+/// Builds a table with a header row. Cells that look like numbers are
+/// aligned right.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> Html {
     let mut text = String::from("<table>\n<thead><tr>");
     for header in headers {
@@ -155,7 +155,7 @@ pub fn paragraph(text: &str) -> Html {
     Html(format!("<p>{}</p>", escape(text)))
 }
 
-/// A bulleted list, one item per string.
+/// Builds a bulleted list, one item per string.
 pub fn list(items: &[String]) -> Html {
     if items.is_empty() {
         return Html::default();
@@ -168,7 +168,7 @@ pub fn list(items: &[String]) -> Html {
     Html(text)
 }
 
-/// A chart as inline SVG with a caption. `svg` is the text a chart
+/// Embeds a chart as inline SVG with a caption. `svg` is the text a chart
 /// function of [`crate::chart`] returns.
 pub fn figure(svg: &str, caption: &str) -> Html {
     Html(format!(
@@ -178,7 +178,7 @@ pub fn figure(svg: &str, caption: &str) -> Html {
     ))
 }
 
-/// A block that is closed until the reader opens it.
+/// Builds a block that stays closed until the reader opens it.
 pub fn details(summary: &str, body: Html) -> Html {
     Html(format!(
         "<details>\n<summary>{}</summary>\n{}\n</details>",
@@ -187,7 +187,7 @@ pub fn details(summary: &str, body: Html) -> Html {
     ))
 }
 
-/// The `report.html` of one run.
+/// Builds the `report.html` of one run.
 pub fn run_page(scenario: &Scenario, output: &RunOutput) -> Result<String, ChartError> {
     let (outcomes, spend) = super::chart_series(scenario, output);
     let mut charts = figure(
@@ -299,7 +299,7 @@ fn clients_table(scenario: &Scenario, output: &RunOutput) -> Html {
     table(&headers, &rows)
 }
 
-/// The policies as `trafficsim validate` describes them.
+/// Describes the policies as `trafficsim validate` does.
 fn policies(scenario: &Scenario) -> Html {
     let reports = validate::describe_policies(&scenario.gateway, scenario.envoy.replicas);
     if reports.is_empty() {

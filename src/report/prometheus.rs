@@ -3,10 +3,10 @@
 //! `/stats/prometheus` endpoint names them, and the run's time series in
 //! OpenMetrics text format with timestamps.
 //!
-//! Envoy (1.40) turns a stat name into a Prometheus metric in three steps:
-//! tag extraction removes variable parts of the name and makes them labels
-//! (`cluster.<name>.upstream_rq_503` becomes `cluster.upstream_rq` with
-//! `envoy_response_code="503"` and `envoy_cluster_name="<name>"`), the rest
+//! Envoy (1.40) turns a stat name into a Prometheus metric in three steps.
+//! Tag extraction removes variable parts of the name and makes them labels:
+//! `cluster.<name>.upstream_rq_503` becomes `cluster.upstream_rq` with
+//! `envoy_response_code="503"` and `envoy_cluster_name="<name>"`. The rest
 //! gets the `envoy_` prefix, and every character other than a letter, digit
 //! or `_` becomes `_`. This module applies the default extraction rules of
 //! Envoy's `source/common/config/well_known_names.cc` that can match the
@@ -151,8 +151,8 @@ fn label_text(labels: &[(String, String)]) -> String {
     format!("{{{}}}", pairs.join(","))
 }
 
-/// The `stat_prefix` of the HTTP connection manager on `port` of the
-/// Gateway, as Envoy Gateway v1.9 names it: `http-<Envoy port>`, where a
+/// Returns the `stat_prefix` of the HTTP connection manager on a Gateway
+/// port, as Envoy Gateway v1.9 names it: `http-<Envoy port>`, where a
 /// Gateway port below 1024 listens on 10000 more inside the Envoy pod.
 fn http_stat_prefix(gateway_port: u16) -> String {
     let envoy_port = if gateway_port < 1024 {
@@ -163,8 +163,8 @@ fn http_stat_prefix(gateway_port: u16) -> String {
     format!("http-{envoy_port}")
 }
 
-/// Gives a stat as the simulator keeps it the stat prefixes real Envoy
-/// puts in its name.
+/// Adds to a stat name, as the simulator keeps it, the stat prefixes that
+/// real Envoy puts in it.
 fn full_stat_name(stat: &str, http_prefix: &str) -> String {
     if let Some(rest) = stat.strip_prefix("http.") {
         return format!("http.{http_prefix}.{rest}");
@@ -200,8 +200,8 @@ fn write_families(text: &mut String, families: &BTreeMap<String, Family>, kind: 
     }
 }
 
-/// Envoy's counters and gauges at the end of the run in Prometheus text
-/// format (version 0.0.4), summed over replicas, as one scrape of a
+/// Writes Envoy's counters and gauges at the end of the run in Prometheus
+/// text format (version 0.0.4), summed over replicas, as one scrape of a
 /// Gateway whose replicas are added up (`sum without (pod)`).
 pub fn prometheus_text(scenario: &Scenario, output: &RunOutput) -> String {
     let mut ports: Vec<u16> = scenario.gateway.routes.iter().map(|r| r.port).collect();
@@ -233,7 +233,7 @@ pub fn prometheus_text(scenario: &Scenario, output: &RunOutput) -> String {
 const STATUS_LABELS: [&str; STATUS_COLUMNS.len()] =
     ["2xx", "429", "500", "503", "504", "other_4xx", "other"];
 
-/// The run's time series in OpenMetrics text format: per client, the
+/// Writes the run's time series in OpenMetrics text format: per client, the
 /// responses by status, backend requests and spend as counters, and the
 /// latency percentiles of each bucket as gauges. There is one sample per
 /// bucket and client, stamped with the end of the bucket in Unix seconds

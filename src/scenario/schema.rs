@@ -51,7 +51,7 @@ pub enum Kind {
 /// A field's default, as it would be written in the file.
 #[derive(Clone, Copy, Debug)]
 pub enum DefaultValue {
-    /// No default, or one that depends on other fields (said in `doc`).
+    /// No default, or one that depends on other fields (described in `doc`).
     None,
     Integer(i64),
     Number(f64),
@@ -71,14 +71,14 @@ pub struct Field {
 /// A mapping of a scenario file and its fields.
 #[derive(Debug)]
 pub struct Section {
-    /// Where the section sits, such as `envoy` or `backends[]`.
+    /// Place of the section in the file, such as `envoy` or `backends[]`.
     pub path: &'static str,
     pub doc: &'static str,
     pub fields: &'static [Field],
 }
 
 impl Section {
-    /// The names of the section's fields, in table order.
+    /// Lists the names of the section's fields, in table order.
     pub fn names(&self) -> Vec<&'static str> {
         self.fields.iter().map(|field| field.name).collect()
     }
@@ -755,7 +755,7 @@ pub static DISTRIBUTION_FAMILIES: [(&str, &[&str]); 4] = [
     ("uniform", &["min", "max"]),
 ];
 
-/// The names of the distribution families, as the reader accepts them.
+/// Lists the names of the distribution families, as the reader accepts them.
 pub fn distribution_family_names() -> Vec<&'static str> {
     DISTRIBUTION_FAMILIES
         .iter()
@@ -763,8 +763,8 @@ pub fn distribution_family_names() -> Vec<&'static str> {
         .collect()
 }
 
-/// The field names a client of `kind` accepts: the common ones, then the
-/// kind's own. An unknown kind accepts the common ones only.
+/// Lists the field names a client of `kind` accepts: the common ones, then
+/// the kind's own. An unknown kind accepts the common ones only.
 pub fn client_field_names(kind: &str) -> Vec<&'static str> {
     let mut names = CLIENT.names();
     if let Some((_, section)) = CLIENT_KINDS.iter().find(|(name, _)| *name == kind) {
@@ -773,7 +773,7 @@ pub fn client_field_names(kind: &str) -> Vec<&'static str> {
     names
 }
 
-/// The JSON Schema (draft-07) of a scenario file.
+/// Builds the JSON Schema (draft-07) of a scenario file.
 pub fn json_schema() -> Value {
     let mut root = section_schema(&SCENARIO, &[]);
     if let Value::Object(map) = &mut root {
@@ -892,7 +892,7 @@ fn kind_schema(kind: Kind) -> Value {
     }
 }
 
-/// One alternative per kind of client: the common fields, the kind's own,
+/// Builds one alternative per kind of client: the common fields, the kind's own,
 /// and `kind` fixed to its name (left optional for `sequential`, the
 /// default).
 fn client_schema() -> Value {
@@ -976,8 +976,8 @@ fn definitions() -> Value {
     })
 }
 
-/// The committed schema's text: [`json_schema`] pretty-printed, with a
-/// final newline.
+/// Renders the committed schema's text: [`json_schema`] pretty-printed,
+/// with a final newline.
 pub fn json_schema_text() -> String {
     let mut text = serde_json::to_string_pretty(&json_schema()).unwrap_or_default();
     text.push('\n');

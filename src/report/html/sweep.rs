@@ -45,7 +45,7 @@ pub fn sweep_page(plan: &SweepPlan, results: &[JobResult]) -> Result<String, Cha
     Ok(page(&format!("trafficsim sweep: {}", plan.name), &sections))
 }
 
-/// `sweep.csv` as a table.
+/// Shows `sweep.csv` as a table.
 fn points_table(plan: &SweepPlan, results: &[JobResult]) -> Html {
     let text = sweep::sweep_csv(plan, results);
     let mut reader = csv::ReaderBuilder::new()
