@@ -299,7 +299,11 @@ fn run(args: &RunArgs<'_>) -> Result<(), Failure> {
     };
     let mut line = ProgressLine::new(args.verbosity > Verbosity::Quiet);
     let output = sim::run_observed(&scenario, seed, options, &mut |progress| {
-        let fraction = progress.now.as_secs_f64() / progress.end.as_secs_f64().max(1e-9);
+        // Without a `duration` the run ends when the clients are done, which
+        // is not known in advance, so no percentage is shown.
+        let fraction = scenario
+            .duration
+            .map(|_| progress.now.as_secs_f64() / progress.end.as_secs_f64().max(1e-9));
         let detail = format!(
             "{}: {:.0} s simulated, {} events",
             scenario.name,

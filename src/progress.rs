@@ -36,8 +36,9 @@ impl ProgressLine {
         }
     }
 
-    /// Shows `fraction` (0 to 1) of the work as done, followed by `detail`.
-    pub fn update(&mut self, fraction: f64, detail: &str) {
+    /// Shows `fraction` (0 to 1) of the work as done, followed by `detail`;
+    /// without a fraction (the end is unknown) it shows `detail` alone.
+    pub fn update(&mut self, fraction: Option<f64>, detail: &str) {
         if !self.enabled {
             return;
         }
@@ -52,14 +53,17 @@ impl ProgressLine {
             return;
         }
         self.last_draw = Some(now);
-        let percent = (fraction.clamp(0.0, 1.0) * 100.0).floor();
+        let percent = match fraction {
+            Some(fraction) => format!("{:3.0}% ", (fraction.clamp(0.0, 1.0) * 100.0).floor()),
+            None => String::new(),
+        };
         let elapsed = now.duration_since(self.started).as_secs_f64();
         let mut stderr = std::io::stderr().lock();
         // `\r` returns to the start of the line and `\x1b[K` clears the rest
         // of it, so a shorter line leaves no trace of a longer one.
         let _ = write!(
             stderr,
-            "\r\x1b[Ktrafficsim: {percent:3.0}% {detail} ({elapsed:.0} s)"
+            "\r\x1b[Ktrafficsim: {percent}{detail} ({elapsed:.0} s)"
         );
         let _ = stderr.flush();
     }
