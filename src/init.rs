@@ -17,21 +17,28 @@ use crate::manifest::{self, TranslateOptions};
 use crate::validate;
 use crate::yaml::Diagnostics;
 
+/// Why no starter scenario could be written.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    /// The manifests could not be read; every problem is listed.
+    #[error("the manifests have {count} problem(s):\n{0}", count = .0.len())]
+    Manifests(Diagnostics),
+    #[error(
+        "{} defines no HTTPRoute attached to a Gateway listener, so a scenario would route \
+         no request; include the Gateway, and check the listeners' allowedRoutes",
+        .0.display()
+    )]
+    NoRoutes(PathBuf),
+}
+
 /// Builds the text of a starter scenario for the manifests under `from`,
 /// to be saved as `scenario_path` (manifest paths are written relative to
 /// it). Fails with the manifests' problems, or when they route nothing.
-pub fn starter_scenario(from: &Path, scenario_path: &Path) -> Result<String, Diagnostics> {
-    let set = manifest::load_paths(&[from.to_path_buf()])?;
+pub fn starter_scenario(from: &Path, scenario_path: &Path) -> Result<String, InitError> {
+    let set = manifest::load_paths(&[from.to_path_buf()]).map_err(InitError::Manifests)?;
     let model = manifest::translate(&set, &TranslateOptions::default());
     if model.routes.is_empty() {
-        let mut diagnostics = Diagnostics::for_file(from);
-        diagnostics.error_at(
-            Default::default(),
-            "",
-            "the manifests define no HTTPRoute attached to a Gateway, so a scenario would \
-             route no request; add the Gateway and its HTTPRoutes",
-        );
-        return Err(diagnostics);
+        return Err(InitError::NoRoutes(from.to_path_buf()));
     }
     let manifest_path = relative_path(scenario_path, from);
     Ok(render(&model, &manifest_path, scenario_path))

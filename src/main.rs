@@ -520,7 +520,10 @@ fn init(from: &Path, out: Option<&Path>, force: bool, verbosity: Verbosity) -> R
     let scenario_path = out.unwrap_or(Path::new("scenario.yaml"));
     let text = match trafficsim::init::starter_scenario(from, scenario_path) {
         Ok(text) => text,
-        Err(diagnostics) => return Err(diagnostics_failure(from, &diagnostics)),
+        Err(trafficsim::init::InitError::Manifests(diagnostics)) => {
+            return Err(diagnostics_failure(from, &diagnostics));
+        }
+        Err(error) => return Err(anyhow::Error::new(error).into()),
     };
     let Some(out) = out else {
         return print_stdout(&text);

@@ -358,6 +358,77 @@ fn init_writes_a_scenario_that_runs() {
     assert!(stdout(&run).contains("llm-protected-rule-0"));
 }
 
+/// Routes with hosts, methods, exact headers and query parameters: the
+/// clients `init` writes must send requests each route matches, so none
+/// ends as Envoy's 404 for an unmatched route.
+const MATCHING_ROUTES: &str = "\
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: eg, namespace: default}
+spec:
+  gatewayClassName: eg
+  listeners:
+    - {name: http, protocol: HTTP, port: 8080, allowedRoutes: {namespaces: {from: All}}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: api, namespace: shop}
+spec:
+  parentRefs: [{name: eg, namespace: default}]
+  hostnames: [\"*.shop.example\"]
+  rules:
+    - matches:
+        - path: {type: Exact, value: /v1/orders}
+          method: POST
+          headers: [{name: x-tenant, value: acme}]
+          queryParams: [{name: debug, value: \"1\"}]
+      backendRefs: [{name: orders, port: 80}]
+    - matches:
+        - path: {type: PathPrefix, value: /v1/carts}
+      backendRefs: [{name: carts, port: 80}, {name: carts-canary, port: 80}]
+";
+
+#[test]
+fn init_clients_match_their_routes() {
+    let dir = scratch("init-matching");
+    std::fs::write(dir.join("routes.yaml"), MATCHING_ROUTES).unwrap();
+    let scenario = dir.join("scenario.yaml");
+    let output = trafficsim(&[
+        "init",
+        "--from",
+        dir.join("routes.yaml").to_str().unwrap(),
+        "--out",
+        scenario.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = std::fs::read_to_string(&scenario).unwrap();
+    assert!(text.contains("manifests:\n  - \"routes.yaml\""), "{text}");
+    assert!(text.contains("method: \"POST\""), "{text}");
+    assert!(text.contains("path: \"/v1/orders?debug=1\""), "{text}");
+    assert!(text.contains("host: \"www.shop.example\""), "{text}");
+    assert!(text.contains("\"x-tenant\": \"acme\""), "{text}");
+    assert!(text.contains("namespace: \"shop\""), "{text}");
+    assert!(text.contains("name: \"carts-canary\""), "{text}");
+
+    let out = dir.join("out");
+    let run = trafficsim(&[
+        "run",
+        scenario.to_str().unwrap(),
+        "-q",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let summary: Json =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let statuses = summary["status_counts"].as_object().unwrap();
+    assert!(statuses.contains_key("200"), "{statuses:?}");
+    assert!(
+        !statuses.contains_key("404"),
+        "a client matched no route: {statuses:?}"
+    );
+}
+
 #[test]
 fn init_rejects_manifests_without_routes() {
     let dir = scratch("init-empty");
