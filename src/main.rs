@@ -434,7 +434,7 @@ fn sweep(
     };
     let results = match sweep::run(&plan, shard, threads) {
         Ok(results) => results,
-        Err(error) => return Err(input_error(error)),
+        Err(error) => return Err(anyhow::Error::new(error).into()),
     };
     let dir =
         out.unwrap_or_else(|| PathBuf::from("outputs").join(format!("{}-sweep", scenario.name)));
@@ -452,7 +452,7 @@ fn sweep(
                 }
                 Ok(())
             }
-            Err(error) => Err(input_error(error)),
+            Err(error) => Err(anyhow::Error::new(error).into()),
         };
     }
     finish_sweep(&dir, &plan, &results, quiet)
@@ -465,7 +465,7 @@ fn finish_sweep(
     quiet: bool,
 ) -> Result<(), Failure> {
     if let Err(error) = trafficsim::sweep::write_outputs(dir, plan, results) {
-        return Err(input_error(error));
+        return Err(anyhow::Error::new(error).into());
     }
     if results.iter().any(|r| r.truncated) {
         eprintln!(
@@ -482,7 +482,7 @@ fn finish_sweep(
 fn merge(shards: &[PathBuf], out: &std::path::Path, quiet: bool) -> Result<(), Failure> {
     match trafficsim::sweep::merge(shards) {
         Ok((plan, results)) => finish_sweep(out, &plan, &results, quiet),
-        Err(error) => Err(input_error(error)),
+        Err(error) => Err(anyhow::Error::new(error).into()),
     }
 }
 

@@ -26,12 +26,12 @@ pub use run_manifest::run_manifest;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    #[error("cannot create output folder {path}: {source}")]
+    #[error("cannot create output folder {path}")]
     CreateDir {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}")]
     Write {
         path: PathBuf,
         source: std::io::Error,

@@ -245,6 +245,31 @@ fn errors_name_the_program_and_exit_2() {
 }
 
 #[test]
+fn errors_print_each_cause_once() {
+    let dir = scratch("cause-chain");
+    let file = dir.join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let output = trafficsim(&[
+        "run",
+        "scenarios/tutorial/basic-limit.yaml",
+        "--out",
+        file.join("out").to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    let line = message
+        .lines()
+        .find(|l| l.starts_with("trafficsim: error: "))
+        .unwrap_or_else(|| panic!("no error line in: {message}"));
+    assert!(
+        line.contains("failed to write the outputs of basic-limit: "),
+        "{line}"
+    );
+    assert!(line.contains("cannot create output folder"), "{line}");
+    assert_eq!(line.matches("(os error").count(), 1, "{line}");
+}
+
+#[test]
 fn quiet_run_prints_nothing() {
     let dir = scratch("quiet");
     let out = dir.join("out");
