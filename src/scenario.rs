@@ -65,6 +65,10 @@ pub struct EnvoySpec {
     pub upstream_latency: SimDuration,
     /// Time to open an upstream TCP connection.
     pub connect_time: SimDuration,
+    /// Replaces every local rate limit's LRU capacity for per-value
+    /// buckets (Envoy's route-level `max_dynamic_descriptors`, which Envoy
+    /// Gateway leaves at Envoy's default of 20).
+    pub max_dynamic_descriptors: Option<usize>,
 }
 
 /// How requests are spread over Envoy replicas.
@@ -354,6 +358,7 @@ fn default_envoy() -> EnvoySpec {
         client_latency: SimDuration::from_micros(200),
         upstream_latency: SimDuration::from_micros(100),
         connect_time: SimDuration::ZERO,
+        max_dynamic_descriptors: None,
     }
 }
 
@@ -368,6 +373,7 @@ fn read_envoy(node: &Node, diagnostics: &mut Diagnostics) -> Option<EnvoySpec> {
             "client_latency",
             "upstream_latency",
             "connect_time",
+            "max_dynamic_descriptors",
         ],
     )?;
     let mut envoy = default_envoy();
@@ -398,6 +404,10 @@ fn read_envoy(node: &Node, diagnostics: &mut Diagnostics) -> Option<EnvoySpec> {
     }
     if let Some(n) = fields.get("connect_time") {
         envoy.connect_time = n.duration(diagnostics)?;
+    }
+    if let Some(n) = fields.get("max_dynamic_descriptors") {
+        envoy.max_dynamic_descriptors =
+            Some(positive_count(n, "max_dynamic_descriptors", 10_000_000, diagnostics)? as usize);
     }
     Some(envoy)
 }
