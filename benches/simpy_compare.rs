@@ -79,7 +79,7 @@ fn bare_heap_events_per_s(pending: usize, events: usize) -> f64 {
     use std::collections::BinaryHeap;
     let mut heap = BinaryHeap::new();
     let mut state: u64 = 1;
-    let mut next = |state: &mut u64| {
+    let next = |state: &mut u64| {
         *state = state
             .wrapping_mul(6_364_136_223_846_793_005)
             .wrapping_add(1);
