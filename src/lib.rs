@@ -8,6 +8,7 @@ pub mod conn_pool;
 pub mod descriptor;
 pub mod dist;
 pub mod engine;
+pub mod fuzz_entry;
 pub mod gateway;
 pub mod init;
 pub mod load_balancer;

@@ -14,7 +14,7 @@ mod trace;
 
 pub use client::{ClientKind, ClientSpec, Connection, OpenArrival, RequestTemplate};
 pub use sweep::{DEFAULT_METRICS, Goal, Parameter, SweepMetric, SweepSpec, expand_range};
-pub use trace::{TraceRow, read_trace};
+pub use trace::{TraceColumns, TraceRow, parse_trace, read_trace};
 
 use std::path::{Path, PathBuf};
 
@@ -66,6 +66,10 @@ pub struct EnvoySpec {
     pub upstream_latency: SimDuration,
     /// Time to open an upstream TCP connection.
     pub connect_time: SimDuration,
+    /// Replaces every local rate limit's LRU capacity for per-value
+    /// buckets (Envoy's route-level `max_dynamic_descriptors`, which Envoy
+    /// Gateway leaves at Envoy's default of 20).
+    pub max_dynamic_descriptors: Option<usize>,
 }
 
 /// How requests are spread over Envoy replicas.
@@ -173,7 +177,22 @@ pub fn load(path: &Path) -> Result<Scenario, Diagnostics> {
 /// Like [`load`], with fields of the scenario or of its manifest objects
 /// set to other values first.
 pub fn load_with(path: &Path, overrides: &[Override]) -> Result<Scenario, Diagnostics> {
-    let mut documents = yaml::load_file(path)?;
+    let documents = yaml::load_file(path)?;
+    read_documents(documents, path, overrides)
+}
+
+/// Reads a scenario from text; `path` names it in diagnostics and anchors
+/// the relative paths it contains.
+pub fn parse_str(text: &str, path: &Path) -> Result<Scenario, Diagnostics> {
+    let documents = yaml::parse_str(text, path)?;
+    read_documents(documents, path, &[])
+}
+
+fn read_documents(
+    mut documents: Vec<yaml::Document>,
+    path: &Path,
+    overrides: &[Override],
+) -> Result<Scenario, Diagnostics> {
     let mut diagnostics = Diagnostics::for_file(path);
     let Some(document) = documents.first().cloned() else {
         diagnostics.error_at(Default::default(), "", "scenario file is empty");
@@ -340,6 +359,7 @@ fn default_envoy() -> EnvoySpec {
         client_latency: SimDuration::from_micros(200),
         upstream_latency: SimDuration::from_micros(100),
         connect_time: SimDuration::ZERO,
+        max_dynamic_descriptors: None,
     }
 }
 
@@ -373,6 +393,10 @@ fn read_envoy(node: &Node, diagnostics: &mut Diagnostics) -> Option<EnvoySpec> {
     }
     if let Some(n) = fields.get("connect_time") {
         envoy.connect_time = n.duration(diagnostics)?;
+    }
+    if let Some(n) = fields.get("max_dynamic_descriptors") {
+        envoy.max_dynamic_descriptors =
+            Some(positive_count(n, "max_dynamic_descriptors", 10_000_000, diagnostics)? as usize);
     }
     Some(envoy)
 }

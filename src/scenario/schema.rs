@@ -210,6 +210,16 @@ pub static ENVOY: Section = Section {
             DefText("0s"),
             "Time to open an upstream connection.",
         ),
+        field(
+            "max_dynamic_descriptors",
+            Kind::Integer {
+                min: 1,
+                max: 10_000_000,
+            },
+            NoDefault,
+            "Capacity of every local rate limit's cache of per-value (Distinct) buckets; \
+             Envoy Gateway leaves Envoy's route-level default of 20.",
+        ),
     ],
 };
 
