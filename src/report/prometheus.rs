@@ -155,6 +155,8 @@ fn label_text(labels: &[(String, String)]) -> String {
 /// port, as Envoy Gateway v1.9 names it: `http-<Envoy port>`, where a
 /// Gateway port below 1024 listens on 10000 more inside the Envoy pod.
 fn http_stat_prefix(gateway_port: u16) -> String {
+    // NOTE: an HTTPS listener's prefix is `https-<port>`; the gateway model
+    // does not record TLS, so every listener is named as plain HTTP.
     let envoy_port = if gateway_port < 1024 {
         u32::from(gateway_port) + 10_000
     } else {
