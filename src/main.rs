@@ -95,7 +95,10 @@ enum Command {
         shell: Shell,
     },
     /// Print the manual page (roff), for `man -l -`.
-    Man,
+    Man {
+        /// A subcommand whose own page to print, such as `run`.
+        subcommand: Option<String>,
+    },
     /// Run a scenario over a grid of parameter values and seeds, in
     /// parallel, and write sweep.csv and capacity-planning charts.
     Sweep {
@@ -203,7 +206,7 @@ fn main() -> ExitCode {
         Command::Init { from, out, force } => init(&from, out.as_deref(), force, verbosity),
         Command::Schema => print_stdout(&scenario::schema::json_schema_text()),
         Command::Completions { shell } => completions(shell),
-        Command::Man => man(),
+        Command::Man { subcommand } => man(subcommand.as_deref()),
         Command::Sweep {
             scenario,
             params,
@@ -558,9 +561,28 @@ fn completions(shell: Shell) -> Result<(), Failure> {
     print_stdout(&String::from_utf8_lossy(&script))
 }
 
-fn man() -> Result<(), Failure> {
+fn man(subcommand: Option<&str>) -> Result<(), Failure> {
+    let mut command = Cli::command();
+    command.build();
+    let mut title = "trafficsim".to_string();
+    if let Some(name) = subcommand {
+        let Some(found) = command.find_subcommand(name) else {
+            let names: Vec<String> = command
+                .get_subcommands()
+                .map(|s| s.get_name().to_string())
+                .collect();
+            return Err(input_error(format!(
+                "no subcommand `{name}`; expected one of: {}",
+                names.join(", ")
+            )));
+        };
+        let found = found.clone();
+        title = format!("trafficsim-{name}");
+        command = found;
+    }
     let mut page = Vec::new();
-    clap_mangen::Man::new(Cli::command())
+    clap_mangen::Man::new(command)
+        .title(title)
         .render(&mut page)
         .context("failed to render the manual page")?;
     print_stdout(&String::from_utf8_lossy(&page))

@@ -225,6 +225,15 @@ fn man_page_is_roff() {
     let page = stdout(&output);
     assert!(page.contains(".TH trafficsim"));
     assert!(page.contains("completions"));
+
+    let run = trafficsim(&["man", "run"]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let page = stdout(&run);
+    assert!(page.contains(".TH trafficsim-run"), "{page}");
+    assert!(page.contains("prometheus"));
+
+    let unknown = trafficsim(&["man", "nope"]);
+    assert_eq!(unknown.status.code(), Some(2));
 }
 
 #[test]

@@ -202,6 +202,7 @@ pub fn run_page(scenario: &Scenario, output: &RunOutput) -> Result<String, Chart
         Section::new("Overview", overview(scenario, output)),
         Section::new("Charts", charts),
         Section::new("Clients", clients_table(scenario, output)),
+        Section::new("Backends", backends_table(scenario)),
         Section::new("Policies", policies(scenario)),
         Section::new("Routes", routes_table(scenario)),
         Section::new("Envoy stats", envoy_stats(output)),
@@ -297,6 +298,43 @@ fn clients_table(scenario: &Scenario, output: &RunOutput) -> Html {
         })
         .collect();
     table(&headers, &rows)
+}
+
+fn backends_table(scenario: &Scenario) -> Html {
+    let rows: Vec<Vec<String>> = scenario
+        .backends
+        .iter()
+        .map(|backend| {
+            let errors: Vec<String> = backend
+                .errors
+                .iter()
+                .map(|error| format!("{} for {:.2}%", error.status, error.probability * 100.0))
+                .collect();
+            let cost = &backend.cost;
+            vec![
+                format!("{}/{}", backend.namespace, backend.name),
+                backend.endpoints.to_string(),
+                backend.concurrency.to_string(),
+                backend.service_time.describe(" s"),
+                errors.join(", "),
+                format!(
+                    "${} per request, ${} and ${} per million input and output tokens",
+                    cost.per_request_usd, cost.input_usd_per_million, cost.output_usd_per_million
+                ),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "Service",
+            "endpoints",
+            "concurrency per endpoint",
+            "service time",
+            "errors",
+            "cost",
+        ],
+        &rows,
+    )
 }
 
 /// Describes the policies as `trafficsim validate` does.
