@@ -171,9 +171,14 @@ pub fn list(items: &[String]) -> Html {
 /// Embeds a chart as inline SVG with a caption. `svg` is the text a chart
 /// function of [`crate::chart`] returns.
 pub fn figure(svg: &str, caption: &str) -> Html {
+    // Screen readers announce the chart by its caption.
+    let labelled = svg.trim().replacen(
+        "<svg ",
+        &format!("<svg role=\"img\" aria-label=\"{}\" ", escape(caption)),
+        1,
+    );
     Html(format!(
-        "<figure>\n{}\n<figcaption>{}</figcaption>\n</figure>",
-        svg.trim(),
+        "<figure>\n{labelled}\n<figcaption>{}</figcaption>\n</figure>",
         escape(caption)
     ))
 }
