@@ -152,6 +152,33 @@ fn shipped_scenarios_satisfy_the_schema() {
 }
 
 #[test]
+fn schema_is_a_valid_draft_07_schema() {
+    assert!(jsonschema::meta::is_valid(&schema::json_schema()));
+}
+
+/// Scenarios the reader accepts outside `scenarios/` (the fuzz corpus
+/// seeds) must satisfy the schema too, or editors would flag good files.
+#[test]
+fn schema_accepts_what_the_reader_accepts() {
+    let validator = jsonschema::validator_for(&schema::json_schema()).unwrap();
+    let mut checked = 0;
+    for entry in std::fs::read_dir(repo("fuzz/corpus/scenario")).unwrap() {
+        let path = entry.unwrap().path();
+        if trafficsim::scenario::load(&path).is_err() {
+            continue;
+        }
+        let instance = yaml_json(&path);
+        let errors: Vec<String> = validator
+            .iter_errors(&instance)
+            .map(|error| format!("{} at {}", error, error.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{}: {errors:#?}", path.display());
+        checked += 1;
+    }
+    assert!(checked >= 2, "only {checked} corpus scenarios load");
+}
+
+#[test]
 fn schema_rejects_unknown_and_misspelt_fields() {
     let validator = jsonschema::validator_for(&schema::json_schema()).unwrap();
     let mut scenario = yaml_json(&repo("scenarios/tutorial/basic-limit.yaml"));
