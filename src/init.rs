@@ -17,7 +17,7 @@ use crate::manifest::{self, TranslateOptions};
 use crate::validate;
 use crate::yaml::Diagnostics;
 
-/// Why no starter scenario could be written.
+/// The reason no starter scenario could be written.
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
     /// The manifests could not be read; every problem is listed.

@@ -366,7 +366,7 @@ fn run(args: &RunArgs<'_>) -> Result<(), Failure> {
     Ok(())
 }
 
-/// A bad-input failure (exit 2) with `message`.
+/// Wraps `message` as a bad-input failure (exit 2).
 fn input_error(message: impl std::fmt::Display) -> Failure {
     Failure::Input(Some(anyhow::anyhow!("{message}")))
 }

@@ -355,6 +355,7 @@ fn prometheus_export_uses_envoy_names() {
         openmetrics.to_str().unwrap(),
     ]);
     assert!(output.status.success(), "{}", stderr(&output));
+
     let text = std::fs::read_to_string(&prometheus).unwrap();
     let cluster = "envoy_cluster_name=\"httproute/default/backend/rule/0\"";
     for line in [
@@ -370,6 +371,7 @@ fn prometheus_export_uses_envoy_names() {
             "missing `{line}` in:\n{text}"
         );
     }
+
     let series = std::fs::read_to_string(&openmetrics).unwrap();
     assert!(series.ends_with("# EOF\n"));
     // 2026-01-01T00:00:00Z plus the end of the first 1 s bucket.
