@@ -14,6 +14,7 @@ mod stats;
 mod workload;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
 
 use crate::engine::EventQueue;
 use crate::metrics::Metrics;
@@ -182,6 +183,8 @@ pub(crate) enum Event {
 pub enum Truncation {
     MaxEvents(u64),
     MaxInFlight(u64),
+    /// The stop flag was set at this simulated time.
+    Interrupted(SimTime),
 }
 
 impl std::fmt::Display for Truncation {
@@ -196,6 +199,11 @@ impl std::fmt::Display for Truncation {
                 f,
                 "stopped with {limit} requests in flight (limits.max_in_flight); the system is \
                  overloaded without bound, or raise the limit in the scenario's `limits:` section"
+            ),
+            Truncation::Interrupted(at) => write!(
+                f,
+                "interrupted at {at} of simulated time; the outputs cover the run up to there \
+                 and are partial"
             ),
         }
     }
@@ -228,6 +236,9 @@ pub struct RunOptions {
     /// Keep one [`RequestRecord`] per completed request. Memory then grows
     /// with the number of requests.
     pub record_requests: bool,
+    /// When this flag is set (for example on Ctrl-C) the run stops at the
+    /// next check, every 1024 events, and is marked as interrupted.
+    pub stop: Option<&'static AtomicBool>,
 }
 
 /// One completed request, kept when [`RunOptions::record_requests`] is set.
@@ -334,6 +345,15 @@ impl<'s> World<'s> {
             }
             if self.proxies.in_flight > limits.max_in_flight {
                 self.workload.truncated = Some(Truncation::MaxInFlight(limits.max_in_flight));
+                break;
+            }
+            if self.queue.events_processed().is_multiple_of(1024)
+                && self
+                    .options
+                    .stop
+                    .is_some_and(|flag| flag.load(std::sync::atomic::Ordering::Relaxed))
+            {
+                self.workload.truncated = Some(Truncation::Interrupted(self.queue.now()));
                 break;
             }
             let Some((now, event)) = self.queue.pop() else {
