@@ -12,6 +12,7 @@ pub mod load_balancer;
 pub mod local_rate_limit;
 pub mod manifest;
 pub mod metrics;
+pub mod outlier_detection;
 pub mod report;
 pub mod retry;
 pub mod rng;
