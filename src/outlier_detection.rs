@@ -43,7 +43,7 @@ pub enum Observation {
     ConnectSuccess,
 }
 
-/// Why a host was ejected, named as in Envoy's stats.
+/// The reason for an ejection, named as in Envoy's stats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum EjectionKind {
     Consecutive5xx,
@@ -66,7 +66,7 @@ impl EjectionKind {
         EjectionKind::LocalOriginFailurePercentage,
     ];
 
-    /// The suffix of Envoy's `ejections_detected_*` and
+    /// Returns the suffix of Envoy's `ejections_detected_*` and
     /// `ejections_enforced_*` stats.
     pub fn stat_name(self) -> &'static str {
         match self {
@@ -326,9 +326,9 @@ impl Detector {
         None
     }
 
-    /// Envoy's `onConsecutiveErrorWorker`: an ejected host keeps its
-    /// counter (reset when it returns); otherwise the detection is counted,
-    /// the ejection tried, and the counter reset whatever the outcome.
+    /// Envoy's `onConsecutiveErrorWorker`. An ejected host keeps its counter
+    /// until it returns. Otherwise the detection is counted and the ejection
+    /// tried, and the counter is reset whatever the outcome.
     fn on_consecutive_error(
         &mut self,
         host: usize,
@@ -566,7 +566,7 @@ fn enforced(percent: u32, rng: &mut Stream) -> bool {
     }
 }
 
-/// What to do with one host health change.
+/// The delivery decision for one host health change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Delivery {
     /// Pass the current health of every host to the workers now.
@@ -593,10 +593,10 @@ pub struct MergeStats {
 /// the preceding window. Otherwise it waits, with every later change,
 /// until one window after the first held change.
 ///
-/// Measured on Envoy 1.40: with three hosts ejected 25 ms apart, the
-/// workers saw the first ejection at once and the other two about a second
-/// later; three hosts returning on one interval tick reached them as one at
-/// once and two a second later.
+/// Measured on Envoy 1.40: of three hosts ejected 25 ms apart, the workers
+/// saw the first at once and the other two about a second later. Of three
+/// hosts returning on one interval tick, one reached them at once and two a
+/// second later.
 #[derive(Clone, Debug)]
 pub struct MergeWindow {
     window: SimDuration,
@@ -615,7 +615,7 @@ impl MergeWindow {
         }
     }
 
-    /// A host's health changed at `now`.
+    /// Decides when a host health change made at `now` reaches the workers.
     pub fn on_change(&mut self, now: SimTime) -> Delivery {
         // Envoy compares whole milliseconds: `delta_ms > timeout`.
         let window_ms = self.window.as_nanos() / 1_000_000;
@@ -645,8 +645,8 @@ impl MergeWindow {
         }
     }
 
-    /// The delivery scheduled for `now` is due. Returns false when it was
-    /// cancelled by an immediate delivery in the meantime.
+    /// Delivers the held changes scheduled for `now`. Returns false when an
+    /// immediate delivery has cancelled them in the meantime.
     pub fn on_timer(&mut self, now: SimTime) -> bool {
         if self.timer != Some(now) {
             return false;
@@ -953,7 +953,7 @@ mod tests {
 
     #[test]
     fn merge_window_holds_changes_after_a_delivery() {
-        // The `outlier_panic` sequence measured on Envoy 1.40.
+        // Three hosts ejected 25 ms apart, as measured on Envoy 1.40.
         let mut window = MergeWindow::new(SimDuration::from_secs(1));
         assert_eq!(window.on_change(at(401)), Delivery::Now);
         assert_eq!(window.on_change(at(426)), Delivery::At(at(1426)));
