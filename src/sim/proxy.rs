@@ -113,9 +113,12 @@ pub(super) struct ClusterState {
     pub(super) pools: Vec<Pool>,
     pub(super) balancers: Vec<Balancer>,
     pub(super) host_active: Vec<u32>,
-    /// Host health as the workers' load balancers see it, which lags the
-    /// detector's by the update merge window.
+    /// Host health as the workers' load balancers see it, which lags
+    /// `main_healthy` by the update merge window.
     pub(super) host_healthy: Vec<bool>,
+    /// Host health on Envoy's main thread, changed one host at a time as
+    /// the detector reports ejections and returns.
+    pub(super) main_healthy: Vec<bool>,
     pub(super) detector: Option<Detector>,
     pub(super) merge_window: MergeWindow,
     pub(super) stats: ClusterStats,
@@ -210,6 +213,7 @@ impl Proxies {
                             balancers,
                             host_active: vec![0; hosts],
                             host_healthy: vec![true; hosts],
+                            main_healthy: vec![true; hosts],
                             detector: cluster
                                 .outlier_detection
                                 .as_ref()

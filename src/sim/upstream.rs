@@ -243,6 +243,9 @@ impl World<'_> {
             }
         }
         let cluster = &mut self.proxies.replicas[replica as usize].clusters[cluster_index as usize];
+        if let Some(healthy) = cluster.main_healthy.get_mut(change.host) {
+            *healthy = !change.ejected;
+        }
         match cluster.merge_window.on_change(now) {
             Delivery::Now => self.deliver_health(replica, cluster_index),
             Delivery::At(at) => self.queue.schedule_at(
@@ -265,15 +268,10 @@ impl World<'_> {
         }
     }
 
-    /// Copies the detector's host health to the workers' view.
+    /// Copies the main thread's host health to the workers' view.
     fn deliver_health(&mut self, replica: u32, cluster_index: u32) {
         let cluster = &mut self.proxies.replicas[replica as usize].clusters[cluster_index as usize];
-        let Some(detector) = &cluster.detector else {
-            return;
-        };
-        for (host, healthy) in cluster.host_healthy.iter_mut().enumerate() {
-            *healthy = !detector.is_ejected(host);
-        }
+        cluster.host_healthy.clone_from(&cluster.main_healthy);
     }
 
     /// An endpoint's process went away (`refuse`) or its host became
