@@ -557,9 +557,14 @@ pub fn human_summary(scenario: &Scenario, output: &RunOutput, dir: &Path) -> Str
     );
     for group in &metrics.groups {
         let latency = LatencySummary::from_histogram(&group.latency);
+        let sent = if group.client_retries > 0 {
+            format!(" ({} sent with retries)", group.http_requests)
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             text,
-            "  {}: {} requests; {}; p50 {:.1} ms, p99 {:.1} ms; spend ${:.4}",
+            "  {}: {} requests{sent}; {}; p50 {:.1} ms, p99 {:.1} ms; spend ${:.4}",
             group.name,
             group.requests,
             statuses_line(&group.statuses),
