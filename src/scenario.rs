@@ -9,12 +9,14 @@
 
 mod backend;
 mod client;
+mod sweep;
 mod trace;
 
 pub use backend::{BackendWindow, EndpointFailure, Overload};
 pub use client::{
     BackoffKind, ClientKind, ClientRetries, ClientSpec, Connection, OpenArrival, RequestTemplate,
 };
+pub use sweep::{DEFAULT_METRICS, Goal, Parameter, SweepMetric, SweepSpec, expand_range};
 pub use trace::{TraceRow, read_trace};
 
 use std::path::{Path, PathBuf};
@@ -23,6 +25,7 @@ use crate::dist::{self, Dist, Quantity};
 use crate::gateway::GatewayModel;
 use crate::local_rate_limit::RefillModel;
 use crate::manifest;
+use crate::overrides::{self, Override, Target};
 use crate::time::SimDuration;
 use crate::yaml::{self, Diagnostics, Node, Value};
 
@@ -47,6 +50,8 @@ pub struct Scenario {
     pub manifest_sources: Vec<String>,
     pub output: OutputSpec,
     pub limits: Limits,
+    /// Parameters `trafficsim sweep` varies, when the file defines them.
+    pub sweep: Option<SweepSpec>,
 }
 
 /// The Envoy fleet: replicas, workers and how clients reach them.
@@ -67,6 +72,10 @@ pub struct EnvoySpec {
     /// Envoy's cluster `update_merge_window`: how long host health changes
     /// may wait before reaching the workers' load balancers.
     pub update_merge_window: SimDuration,
+    /// Replaces every local rate limit's LRU capacity for per-value
+    /// buckets (Envoy's route-level `max_dynamic_descriptors`, which Envoy
+    /// Gateway leaves at Envoy's default of 20).
+    pub max_dynamic_descriptors: Option<usize>,
 }
 
 /// How requests are spread over Envoy replicas.
@@ -188,13 +197,20 @@ const TOP_FIELDS: &[&str] = &[
     "clients",
     "output",
     "limits",
+    "sweep",
 ];
 
 /// Reads and validates a scenario file and everything it references.
 pub fn load(path: &Path) -> Result<Scenario, Diagnostics> {
-    let documents = yaml::load_file(path)?;
+    load_with(path, &[])
+}
+
+/// Like [`load`], with fields of the scenario or of its manifest objects
+/// set to other values first.
+pub fn load_with(path: &Path, overrides: &[Override]) -> Result<Scenario, Diagnostics> {
+    let mut documents = yaml::load_file(path)?;
     let mut diagnostics = Diagnostics::for_file(path);
-    let Some(document) = documents.first() else {
+    let Some(document) = documents.first().cloned() else {
         diagnostics.error_at(Default::default(), "", "scenario file is empty");
         return Err(diagnostics);
     };
@@ -204,14 +220,38 @@ pub fn load(path: &Path) -> Result<Scenario, Diagnostics> {
             "a scenario file holds one document; put manifests in their own files",
         );
     }
-    let scenario = read_scenario(&document.root, path, &mut diagnostics);
+    let mut root = document.root.clone();
+    for over in overrides
+        .iter()
+        .filter(|o| o.path.target == Target::Scenario)
+    {
+        if let Err(message) =
+            overrides::set(&mut root, &over.path.segments, &over.value, &over.path.text)
+        {
+            diagnostics.error(&root, message);
+        }
+    }
+    documents.clear();
+    let object_overrides: Vec<&Override> = overrides
+        .iter()
+        .filter(|o| o.path.target != Target::Scenario)
+        .collect();
+    let scenario = read_scenario(&root, path, &object_overrides, &mut diagnostics);
     match scenario {
         Some(scenario) if diagnostics.is_empty() => Ok(scenario),
-        _ => Err(diagnostics),
+        _ => {
+            diagnostics.sort();
+            Err(diagnostics)
+        }
     }
 }
 
-fn read_scenario(root: &Node, path: &Path, diagnostics: &mut Diagnostics) -> Option<Scenario> {
+fn read_scenario(
+    root: &Node,
+    path: &Path,
+    object_overrides: &[&Override],
+    diagnostics: &mut Diagnostics,
+) -> Option<Scenario> {
     let fields = root.fields(diagnostics, TOP_FIELDS)?;
     let default_name = path
         .file_stem()
@@ -258,6 +298,10 @@ fn read_scenario(root: &Node, path: &Path, diagnostics: &mut Diagnostics) -> Opt
         Some(node) => read_limits(node, diagnostics),
         None => Some(Limits::default()),
     };
+    let sweep = match fields.get("sweep") {
+        Some(node) => sweep::read_sweep(node, diagnostics).map(Some),
+        None => Some(None),
+    };
 
     let backends = fields
         .require("backends", diagnostics)
@@ -268,11 +312,17 @@ fn read_scenario(root: &Node, path: &Path, diagnostics: &mut Diagnostics) -> Opt
 
     let mut manifest_sources = Vec::new();
     let gateway = match fields.require("manifests", diagnostics) {
-        Some(node) => read_manifests(node, path, &mut manifest_sources, diagnostics),
+        Some(node) => read_manifests(
+            node,
+            path,
+            object_overrides,
+            &mut manifest_sources,
+            diagnostics,
+        ),
         None => None,
     };
 
-    let (envoy, output, limits) = (envoy?, output?, limits?);
+    let (envoy, output, limits, sweep) = (envoy?, output?, limits?, sweep?);
     let (backends, clients, gateway) = (backends?, clients?, gateway?);
     check_backend_references(&gateway, &backends, root, diagnostics);
     check_endless_clients(&clients, duration, root, diagnostics);
@@ -290,6 +340,7 @@ fn read_scenario(root: &Node, path: &Path, diagnostics: &mut Diagnostics) -> Opt
         manifest_sources,
         output,
         limits,
+        sweep,
     })
 }
 
@@ -325,6 +376,7 @@ fn default_envoy() -> EnvoySpec {
         upstream_latency: SimDuration::from_micros(100),
         connect_time: SimDuration::ZERO,
         update_merge_window: SimDuration::from_secs(1),
+        max_dynamic_descriptors: None,
     }
 }
 
@@ -340,6 +392,7 @@ fn read_envoy(node: &Node, diagnostics: &mut Diagnostics) -> Option<EnvoySpec> {
             "upstream_latency",
             "connect_time",
             "update_merge_window",
+            "max_dynamic_descriptors",
         ],
     )?;
     let mut envoy = default_envoy();
@@ -373,6 +426,10 @@ fn read_envoy(node: &Node, diagnostics: &mut Diagnostics) -> Option<EnvoySpec> {
     }
     if let Some(n) = fields.get("update_merge_window") {
         envoy.update_merge_window = n.duration(diagnostics)?;
+    }
+    if let Some(n) = fields.get("max_dynamic_descriptors") {
+        envoy.max_dynamic_descriptors =
+            Some(positive_count(n, "max_dynamic_descriptors", 10_000_000, diagnostics)? as usize);
     }
     Some(envoy)
 }
@@ -663,6 +720,7 @@ fn read_cost(node: &Node, diagnostics: &mut Diagnostics) -> Option<CostModel> {
 fn read_manifests(
     node: &Node,
     scenario_path: &Path,
+    object_overrides: &[&Override],
     sources: &mut Vec<String>,
     diagnostics: &mut Diagnostics,
 ) -> Option<GatewayModel> {
@@ -690,26 +748,52 @@ fn read_manifests(
             ),
         }
     }
-    if !diagnostics.is_empty() {
-        return None;
+    // Paths that exist and inline objects are still read when another
+    // item is missing, so their problems are reported in the same pass.
+    let complete = paths.len() + inline.len() == items.len();
+    let mut matched = vec![0usize; object_overrides.len()];
+    let mut edit = |root: &mut Node| -> Result<(), String> {
+        for (index, over) in object_overrides.iter().enumerate() {
+            matched[index] += overrides::apply_to_objects(root, over)?;
+        }
+        Ok(())
+    };
+    for item in &mut inline {
+        if let Err(message) = edit(item) {
+            diagnostics.error(item, message);
+        }
     }
-    let mut set = match manifest::load_paths(&paths) {
-        Ok(set) => set,
+    let mut set = match manifest::load_paths_edited(&paths, &mut edit) {
+        Ok(set) => Some(set),
         Err(errors) => {
             diagnostics.extend(errors);
-            return None;
+            None
         }
     };
     if !inline.is_empty() {
         sources.push(format!("{} inline objects", inline.len()));
         match manifest::load_nodes(&inline, scenario_path) {
-            Ok(more) => set.merge(more),
+            Ok(more) => {
+                if let Some(set) = set.as_mut() {
+                    set.merge(more);
+                }
+            }
             Err(errors) => {
                 diagnostics.extend(errors);
-                return None;
+                set = None;
             }
         }
     }
+    for (over, count) in object_overrides.iter().zip(&matched) {
+        if *count == 0 {
+            diagnostics.error(
+                node,
+                format!("override `{over}` matches no object in the manifests"),
+            );
+            return None;
+        }
+    }
+    let set = set.filter(|_| complete)?;
     Some(manifest::translate(
         &set,
         &manifest::TranslateOptions::default(),

@@ -150,6 +150,13 @@ impl Diagnostics {
         self.items.iter()
     }
 
+    /// Orders the problems by file, line and column, keeping the reading
+    /// order of problems at the same place.
+    pub fn sort(&mut self) {
+        self.items
+            .sort_by(|a, b| (&a.file, a.location).cmp(&(&b.file, b.location)));
+    }
+
     pub fn into_vec(self) -> Vec<Diagnostic> {
         self.items
     }

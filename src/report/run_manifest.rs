@@ -42,6 +42,7 @@ pub fn run_manifest(scenario: &Scenario, seed: u64, tool_version: &str) -> Value
             "upstream_latency_s": seconds(envoy.upstream_latency),
             "connect_time_s": seconds(envoy.connect_time),
             "update_merge_window_s": seconds(envoy.update_merge_window),
+            "max_dynamic_descriptors": envoy.max_dynamic_descriptors,
         },
         "manifests": scenario.manifest_sources,
         "backends": scenario.backends.iter().map(|backend| json!({
