@@ -1,16 +1,16 @@
 //! A client library's own retries: which outcomes it retries and how long
-//! it waits first. Envoy's retries are `retry`; when each wait starts and
-//! what a client timeout does to the request in flight is in `sim`.
+//! it waits first. Envoy's retries are in `retry`. When each wait starts,
+//! and what a client timeout does to the request in flight, is in `sim`.
 
 use crate::rng::{self, Stream};
 use crate::scenario::{BackoffKind, ClientRetries};
 use crate::time::SimDuration;
 
-/// The longest `retry-after` the OpenAI and Anthropic Python SDKs obey; a
-/// longer one falls back to their own backoff.
+/// The longest `retry-after` the OpenAI and Anthropic Python SDKs obey. A
+/// longer one, or none, leaves the wait to their own backoff.
 pub const MAX_RETRY_AFTER: SimDuration = SimDuration::from_secs(60);
 
-/// How one try of a call ended, as the client sees it.
+/// The outcome of one try of a call at the client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TryOutcome {
     /// A response with this status and, maybe, a `retry-after` header.
@@ -22,8 +22,8 @@ pub enum TryOutcome {
     TimedOut,
 }
 
-/// Whether a client with `policy` retries after `outcome`, given the
-/// retries it has made so far.
+/// Decides whether a client with `policy` retries after `outcome`, given
+/// the retries it has made so far.
 pub fn should_retry(policy: &ClientRetries, outcome: TryOutcome, retries_done: u32) -> bool {
     if retries_done >= policy.max {
         return false;
@@ -34,9 +34,9 @@ pub fn should_retry(policy: &ClientRetries, outcome: TryOutcome, retries_done: u
     }
 }
 
-/// The wait before retry number `retry` (0 for the first) of one call.
-/// `previous` is the last wait of this call (decorrelated jitter grows from
-/// it) and is updated.
+/// Computes the wait before retry number `retry` (0 for the first) of one
+/// call. `previous` is the call's last wait, from which decorrelated jitter
+/// grows, and is updated.
 pub fn wait_before_retry(
     policy: &ClientRetries,
     outcome: TryOutcome,
@@ -65,8 +65,8 @@ pub fn wait_before_retry(
     wait
 }
 
-/// The named backoff schedules. `previous` is used only by decorrelated
-/// jitter, and is `base` before the first retry.
+/// Computes one wait of the named backoff schedule. Only decorrelated
+/// jitter reads `previous`, which is `base` before the first retry.
 pub fn backoff(
     kind: BackoffKind,
     base: SimDuration,
@@ -95,7 +95,7 @@ pub fn backoff(
     }
 }
 
-/// Uniform in `[low, high)`; `low` when the range is empty.
+/// Draws uniformly from `[low, high)`, or returns `low` for an empty range.
 fn uniform(low: SimDuration, high: SimDuration, rng: &mut Stream) -> SimDuration {
     let span = high.as_nanos().saturating_sub(low.as_nanos());
     if span == 0 {
@@ -104,7 +104,7 @@ fn uniform(low: SimDuration, high: SimDuration, rng: &mut Stream) -> SimDuration
     low + SimDuration::from_nanos(rng::below(rng, span))
 }
 
-/// The previous wait a call starts from, for decorrelated jitter.
+/// Returns the previous wait a call starts from, for decorrelated jitter.
 pub fn first_previous_wait(policy: &ClientRetries) -> SimDuration {
     policy.base
 }

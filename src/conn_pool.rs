@@ -173,8 +173,8 @@ impl Pool {
 
     /// The request on a busy connection finished. With `close`, Envoy
     /// closes the connection (after a reset, a timeout, or a retried 5xx);
-    /// otherwise it becomes idle for the next request.
-    /// A connection of a drained pool is closed too.
+    /// otherwise it becomes idle for the next request, unless the pool was
+    /// drained while it was busy.
     pub fn release(&mut self, close: bool, resources: &mut Resources, counters: &mut PoolCounters) {
         debug_assert!(self.busy > 0);
         self.busy = self.busy.saturating_sub(1);
@@ -194,7 +194,7 @@ impl Pool {
         }
     }
 
-    /// The peer closed the busy connection of a request (a reset).
+    /// Releases a busy connection that the peer closed (a reset).
     pub fn release_closed_by_peer(
         &mut self,
         resources: &mut Resources,
@@ -225,7 +225,8 @@ impl Pool {
         self.draining = self.busy;
     }
 
-    /// The peer closed every idle connection (its process went away).
+    /// Closes every idle connection because the peer closed them (its
+    /// process went away).
     pub fn close_idle_by_peer(&mut self, resources: &mut Resources, counters: &mut PoolCounters) {
         for _ in 0..self.idle {
             resources.close_connection();

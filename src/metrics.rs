@@ -19,7 +19,7 @@ pub const CLIENT_TIMEOUT_STATUS: u16 = 0;
 /// Endpoints beyond this many get totals but no per-bucket series.
 pub const MAX_ENDPOINT_SERIES: usize = 64;
 
-/// Why an attempt reached a backend.
+/// The reason an attempt reached a backend.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AttemptKind {
     /// The first attempt of a call's first request.
@@ -306,7 +306,7 @@ impl Metrics {
         self.close_current();
     }
 
-    /// A client started a call at `now`.
+    /// Records a call started at `now`.
     pub fn record_sent(&mut self, group: usize, instance: u32, now: SimTime) {
         let metrics = &mut self.groups[group];
         metrics.requests += 1;
@@ -316,7 +316,7 @@ impl Metrics {
         }
     }
 
-    /// A client sent an HTTP request: a call's first, or a retry of it.
+    /// Records an HTTP request sent: a call's first, or a retry of it.
     pub fn record_http_request(&mut self, group: usize, client_retry: bool) {
         let metrics = &mut self.groups[group];
         metrics.http_requests += 1;
@@ -325,12 +325,13 @@ impl Metrics {
         }
     }
 
-    /// A client's timeout fired and it abandoned a request.
+    /// Records a request the client abandoned when its timeout fired.
     pub fn record_client_timeout(&mut self, group: usize) {
         self.groups[group].client_timeouts += 1;
     }
 
-    /// A response from Envoy with `attempts` in `x-envoy-attempt-count`.
+    /// Records a response from Envoy with `attempts` in
+    /// `x-envoy-attempt-count`.
     pub fn record_attempt_count(&mut self, group: usize, attempts: u32) {
         *self.groups[group]
             .attempt_counts
@@ -338,12 +339,12 @@ impl Metrics {
             .or_insert(0) += 1;
     }
 
-    /// A non-idempotent call reached a backend once more.
+    /// Records a non-idempotent call reaching a backend once more.
     pub fn record_duplicate_execution(&mut self, group: usize) {
         self.groups[group].duplicate_executions += 1;
     }
 
-    /// An endpoint took an attempt to serve.
+    /// Records an attempt an endpoint took to serve.
     pub fn record_endpoint_request(&mut self, endpoint: usize) {
         if let Some(total) = self.endpoint_requests.get_mut(endpoint) {
             *total += 1;
@@ -353,7 +354,7 @@ impl Metrics {
         }
     }
 
-    /// A call's final status reached its client at `now`.
+    /// Records a call's final status reaching its client at `now`.
     pub fn record_completed(
         &mut self,
         group: usize,
@@ -378,7 +379,7 @@ impl Metrics {
         let _ = open.latency.record(micros);
     }
 
-    /// An attempt reached a backend at `now`, costing `usd`.
+    /// Records an attempt reaching a backend at `now`, costing `usd`.
     pub fn record_backend_attempt(
         &mut self,
         group: usize,

@@ -80,8 +80,8 @@ fn usd(value: f64) -> f64 {
     (value * 1e9).round() / 1e9
 }
 
-/// The name of a final status in summaries: the code, or `client_timeout`
-/// for a call the client gave up on.
+/// Returns the name of a final status in summaries: the code, or
+/// `client_timeout` for a call the client gave up on.
 pub fn status_name(status: u16) -> String {
     if status == CLIENT_TIMEOUT_STATUS {
         "client_timeout".to_string()
@@ -134,7 +134,8 @@ impl Totals {
     }
 }
 
-/// Each endpoint's total of attempts served, named by backend and index.
+/// Lists each endpoint's total of attempts served, named by backend and
+/// index.
 fn endpoints_json(scenario: &Scenario, output: &RunOutput) -> Value {
     let mut list = Vec::new();
     let mut global = 0;

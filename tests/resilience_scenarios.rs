@@ -241,7 +241,7 @@ fn per_try_timeout_starts_at_attach() {
 
 #[test]
 fn post_retries_count_as_duplicates() {
-    // The client gives up after 1 s and retries twice; each try runs its
+    // The client gives up after 1 s and retries twice. Each try runs its
     // full 2 s at the backend, so every call executes three times.
     let yaml = format!(
         "name: duplicates\n{}backends:\n  - name: backend\n    service_time: 2s\n\
@@ -461,9 +461,11 @@ fn outlier_scenario_ejects_only_in_the_large_cluster() {
     assert!((20.0..21.0).contains(&times[0]), "{times:?}");
     assert!(events[1].ejected_for.is_none());
     assert_eq!(times[1] % 3.0, 0.0);
-    assert!(times[1] - times[0] >= 30.0 && times[1] - times[0] < 33.0);
+    assert!(times[1] - times[0] >= 30.0, "{times:?}");
+    assert!(times[1] - times[0] < 33.0, "{times:?}");
     assert!(events[2].ejected_for.is_some());
-    assert!(times[3] - times[2] >= 60.0 && times[3] - times[2] < 63.0);
+    assert!(times[3] - times[2] >= 60.0, "{times:?}");
+    assert!(times[3] - times[2] < 63.0, "{times:?}");
 
     // Traffic shifted away from the failing pod of `ten`; `three` never
     // ejected, and about a third of its requests failed for a minute.

@@ -1,5 +1,5 @@
 //! A backend's behaviour over time: the `schedule:` windows in which some
-//! endpoints fail, slow down, reset, reject connections or stop answering,
+//! endpoints fail, slow down, reset, reject connections or stop responding,
 //! and the `overload:` model in which service time grows with the number of
 //! requests served at once. The simulation of these lives in `sim::backend`.
 
@@ -15,7 +15,7 @@ pub struct BackendWindow {
     pub to: Option<SimDuration>,
     /// Endpoint indices the window applies to; `None` means all.
     pub endpoints: Option<Vec<u32>>,
-    /// Error status answered with probability `error_probability`.
+    /// Error status returned with probability `error_probability`.
     pub status: Option<u16>,
     pub error_probability: f64,
     /// `retry-after` sent with the window's error responses.
@@ -27,7 +27,7 @@ pub struct BackendWindow {
     pub failure: Option<EndpointFailure>,
 }
 
-/// How an endpoint stops serving during a window.
+/// The way an endpoint stops serving during a window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EndpointFailure {
     /// The process is gone: connections are rejected at once and open ones
@@ -37,7 +37,7 @@ pub enum EndpointFailure {
     /// on open connections, including those being served when the window
     /// starts, get no response.
     NoAnswer,
-    /// Every request arriving is answered with a TCP reset.
+    /// Every arriving request gets a TCP reset in place of a response.
     Reset,
 }
 
@@ -68,8 +68,8 @@ pub struct Overload {
 }
 
 impl Overload {
-    /// The factor applied to a service time that starts with `in_service`
-    /// requests being served, this one included.
+    /// Returns the factor applied to a service time that starts with
+    /// `in_service` requests being served, this one included.
     pub fn factor(&self, in_service: u32) -> f64 {
         1.0 + self.slowdown_per_request * f64::from(in_service.saturating_sub(self.threshold))
     }

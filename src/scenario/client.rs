@@ -32,7 +32,9 @@ pub struct ClientSpec {
     pub retries: Option<ClientRetries>,
 }
 
-/// A client library's retry loop, as in the OpenAI and Anthropic SDKs.
+/// A client library's retry loop, as in the OpenAI and Anthropic SDKs. The
+/// defaults (2 retries, exponential from 500 ms to 8 s) are theirs, except
+/// that the SDKs also shorten each wait by up to 25% at random.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClientRetries {
     /// Retries after the first request of a call.
@@ -43,8 +45,8 @@ pub struct ClientRetries {
     pub base: SimDuration,
     /// Longest wait.
     pub cap: SimDuration,
-    /// Wait as long as a `retry-after` response header asks, when it asks
-    /// for 60 s or less (the SDKs' limit), in place of the backoff.
+    /// Wait for the duration of a `retry-after` response header of 60 s or
+    /// less (the SDKs' limit), in place of the backoff.
     pub respect_retry_after: bool,
     /// Response statuses that are retried; a client timeout always is.
     pub statuses: Vec<u16>,
@@ -79,8 +81,8 @@ impl BackoffKind {
     }
 }
 
-/// The statuses the OpenAI and Anthropic Python SDKs retry: 408, 409, 429
-/// and every 5xx.
+/// Returns the statuses the OpenAI and Anthropic Python SDKs retry: 408,
+/// 409, 429 and every 5xx.
 fn default_retry_statuses() -> Vec<u16> {
     let mut statuses = vec![408, 409, 429];
     statuses.extend(500..=599);

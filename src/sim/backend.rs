@@ -17,7 +17,7 @@ use crate::rng::{self, Stream, Streams};
 use crate::scenario::{EndpointFailure, Scenario};
 use crate::time::{SimDuration, SimTime};
 
-/// One attempt as the backend sees it: what to bill and how long to take.
+/// One attempt at a backend: what to bill and how long to take.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct BackendWork {
     pub attempt: Handle,
@@ -105,7 +105,7 @@ impl Backends {
             .unwrap_or_default()
     }
 
-    /// The failure of the first window that covers `endpoint` at `now`.
+    /// Returns the failure of the first window covering `endpoint` at `now`.
     pub fn failure_at(
         &self,
         scenario: &Scenario,
@@ -120,7 +120,7 @@ impl Backends {
             .find_map(|window| window.failure)
     }
 
-    /// What a connection attempt to `endpoint` meets at `now`.
+    /// Returns the outcome of a connection attempt to `endpoint` at `now`.
     pub fn connect_outcome(
         &self,
         scenario: &Scenario,
@@ -134,7 +134,7 @@ impl Backends {
         }
     }
 
-    /// The endpoint drops everything it was serving or queueing.
+    /// Drops everything the endpoint was serving or queueing.
     pub fn stop_serving(&mut self, endpoint: u32) {
         let state = &mut self.endpoints[endpoint as usize];
         state.epoch = state.epoch.wrapping_add(1);
@@ -143,7 +143,7 @@ impl Backends {
     }
 }
 
-/// How one attempt's service went: its time and its response.
+/// The service of one attempt: its time and its response.
 struct Service {
     time: SimDuration,
     status: u16,
@@ -151,8 +151,8 @@ struct Service {
 }
 
 impl World<'_> {
-    /// An attempt reached its endpoint: it is charged, then served, queued,
-    /// or turned away.
+    /// Handles an attempt reaching its endpoint: it is charged, then served,
+    /// queued, or turned away.
     pub(super) fn backend_arrive(&mut self, endpoint_index: u32, work: BackendWork) {
         let now = self.now();
         let latency = self.scenario.envoy.upstream_latency;
@@ -172,6 +172,7 @@ impl World<'_> {
             }
             None => {}
         }
+
         let endpoint = &self.backends.endpoints[endpoint_index as usize];
         let backend = &self.scenario.backends[endpoint.backend];
         let queue_full = endpoint.busy >= backend.concurrency
@@ -179,7 +180,7 @@ impl World<'_> {
                 .queue_capacity
                 .is_some_and(|capacity| endpoint.queue.len() >= capacity as usize);
         if queue_full {
-            // Turned away before any work: counted, not billed.
+            // Turned away before any work: counted, but not billed.
             self.workload.release_call(work.call);
             self.metrics
                 .record_backend_attempt(work.group as usize, work.kind(), 0.0, 0, 0, now);
@@ -194,6 +195,7 @@ impl World<'_> {
             );
             return;
         }
+
         let usd = backend.cost.cost_usd(work.input_tokens, work.output_tokens);
         self.metrics.record_backend_attempt(
             work.group as usize,
@@ -209,6 +211,7 @@ impl World<'_> {
         if repeated && work.non_idempotent {
             self.metrics.record_duplicate_execution(work.group as usize);
         }
+
         let concurrency = backend.concurrency;
         let endpoint = &mut self.backends.endpoints[endpoint_index as usize];
         if endpoint.busy < concurrency {
@@ -236,8 +239,8 @@ impl World<'_> {
         );
     }
 
-    /// An endpoint finished an attempt: the response goes back to Envoy and
-    /// the next queued attempt starts.
+    /// Handles an endpoint finishing an attempt: the response goes back to
+    /// Envoy and the next queued attempt starts.
     pub(super) fn backend_done(
         &mut self,
         endpoint_index: u32,
@@ -288,6 +291,7 @@ fn draw_service(
         .overload
         .as_ref()
         .map_or(1.0, |overload| overload.factor(endpoint.busy));
+
     let mut status = 200;
     let mut retry_after = None;
     let mut cumulative = 0.0;
@@ -299,6 +303,7 @@ fn draw_service(
             break;
         }
     }
+
     let mut added = SimDuration::ZERO;
     for window in backend
         .schedule
@@ -315,6 +320,7 @@ fn draw_service(
             }
         }
     }
+
     let scaled = if factor == 1.0 {
         base
     } else {

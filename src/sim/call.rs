@@ -41,15 +41,15 @@ pub(crate) struct Call {
 }
 
 impl Workload {
-    /// Something new refers to `call`.
+    /// Counts one more reference to `call`.
     pub fn retain_call(&mut self, call: Handle) {
         if let Some(call) = self.calls.get_mut(call) {
             call.refs += 1;
         }
     }
 
-    /// A reference to `call` is gone; a finished call with none left is
-    /// freed.
+    /// Drops one reference to `call`, freeing a finished call with none
+    /// left.
     pub fn release_call(&mut self, call: Handle) {
         let Some(state) = self.calls.get_mut(call) else {
             return;
@@ -60,9 +60,9 @@ impl Workload {
         }
     }
 
-    /// An attempt of `call` reached a backend and was taken for service;
-    /// releases the attempt's reference. Returns true when the call had
-    /// already been executed.
+    /// Counts an execution of `call` at a backend and releases the
+    /// attempt's reference. Returns true when the call had already been
+    /// executed.
     pub fn record_execution(&mut self, call: Handle) -> bool {
         let repeated = match self.calls.get_mut(call) {
             Some(state) => {
@@ -95,6 +95,7 @@ impl World<'_> {
         call.tries += 1;
         call.refs += 1;
         let try_number = call.tries;
+
         let instance = &self.workload.instances[instance_index as usize];
         let client = &self.scenario.clients[instance.group as usize];
         let request = Request {
@@ -113,6 +114,7 @@ impl World<'_> {
             output_tokens: call.output_tokens,
             router: None,
         };
+
         let handle = self.proxies.requests.insert(request);
         call.current = Some(handle);
         self.proxies.in_flight += 1;
@@ -168,7 +170,7 @@ impl World<'_> {
         }
     }
 
-    /// The client's timeout for one request of a call fired: the client
+    /// Handles the client's timeout for one request of a call: the client
     /// closes its connection, then retries or gives up.
     pub(super) fn client_timeout(&mut self, call_handle: Handle, try_number: u32) {
         let Some(call) = self.workload.calls.get(call_handle) else {
@@ -194,7 +196,7 @@ impl World<'_> {
         }
     }
 
-    /// The client's backoff before a retry ended.
+    /// Sends the retry of a call once the client's backoff ended.
     pub(super) fn client_retry(&mut self, call_handle: Handle) {
         let live = self
             .workload

@@ -487,10 +487,11 @@ impl World<'_> {
         );
     }
 
-    /// The client closed its connection before the response (its timeout
-    /// fired): Envoy resets the request's upstream attempt, closing that
-    /// connection, and stops retrying. The backend finishes any work it
-    /// already started. Returns false when the request was not found.
+    /// Drops a request whose client closed its connection before the
+    /// response (its timeout fired). Envoy resets the request's upstream
+    /// attempt, closing that connection, and stops retrying, while the
+    /// backend finishes any work it already started. Returns false when
+    /// the request was not found.
     pub(super) fn abandon_request(&mut self, handle: Handle) -> bool {
         let Some(request) = self.proxies.requests.get_mut(handle) else {
             return false;

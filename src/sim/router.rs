@@ -125,7 +125,7 @@ impl World<'_> {
             .and_then(|r| r.router.as_mut())
     }
 
-    /// A circuit breaker rejected the attempt: 503 with
+    /// Fails an attempt a circuit breaker rejected: 503 with
     /// `x-envoy-overloaded`, never retried.
     pub(super) fn overflow(&mut self, attempt: Handle) {
         let Some(state) = self.proxies.attempts.remove(attempt) else {
@@ -159,6 +159,7 @@ impl World<'_> {
         cluster.stats.upstream_rq_total += 1;
         cluster.host_active[host as usize] += 1;
         self.observe_outlier(replica, cluster_index, host, Observation::ConnectSuccess);
+
         let Some(request) = self.proxies.requests.get(request_handle) else {
             return;
         };
@@ -176,6 +177,7 @@ impl World<'_> {
             delay: request.delay,
         };
         self.workload.retain_call(request.call);
+
         let route = &self.scenario.gateway.routes[route];
         let per_try = route.retry.as_ref().and_then(|p| p.per_try_timeout);
         // Envoy ignores a per-try timeout at or above the route timeout.
@@ -257,9 +259,9 @@ impl World<'_> {
         self.serve_pool(&attempt);
     }
 
-    /// The backend reset the stream or closed the connection before
-    /// answering: a 503 (`connection termination`) unless retried under
-    /// `reset`, `5xx` or `gateway-error`.
+    /// Handles an attempt whose stream the backend reset, or whose
+    /// connection it closed, before responding: a 503 (`connection
+    /// termination`) unless retried under `reset`, `5xx` or `gateway-error`.
     pub(super) fn upstream_reset(&mut self, attempt_handle: Handle) {
         let Some(attempt) = self.proxies.attempts.get(attempt_handle) else {
             return;
@@ -275,6 +277,7 @@ impl World<'_> {
         );
         self.observe_outlier(replica, cluster, host, Observation::ConnectFailure);
         let retry = self.retry_decision(request_handle, attempt_handle, AttemptOutcome::Reset);
+
         let Some(attempt) = self.proxies.attempts.remove(attempt_handle) else {
             return;
         };
@@ -290,6 +293,7 @@ impl World<'_> {
         if let Some(router) = self.router_mut(request_handle) {
             router.current = None;
         }
+
         if !retry {
             let cluster = &mut self.proxies.replicas[attempt.replica as usize].clusters
                 [attempt.cluster as usize];
@@ -299,9 +303,9 @@ impl World<'_> {
         self.serve_pool(&attempt);
     }
 
-    /// A queued attempt's pool failed to connect and purged its queue: a
-    /// 503 (`connection failure` or `connection timeout`) unless retried
-    /// under `connect-failure`, `reset`, `5xx` or `gateway-error`.
+    /// Fails a queued attempt whose pool could not connect and purged its
+    /// queue: a 503 (`connection failure` or `connection timeout`) unless
+    /// retried under `connect-failure`, `reset`, `5xx` or `gateway-error`.
     pub(super) fn fail_queued_attempt(&mut self, attempt_handle: Handle) {
         let Some(attempt) = self.proxies.attempts.get(attempt_handle) else {
             return;
@@ -461,8 +465,8 @@ impl World<'_> {
         }
     }
 
-    /// The route timeout fired: every attempt is reset and the client gets
-    /// 504 `upstream request timeout`.
+    /// Handles the route timeout: every attempt is reset and the client
+    /// gets 504 `upstream request timeout`.
     pub(super) fn route_timeout(&mut self, handle: Handle) {
         let Some(request) = self.proxies.requests.get(handle) else {
             return;
@@ -493,8 +497,8 @@ impl World<'_> {
         self.finish_request(handle, 504, None);
     }
 
-    /// The router is done with a request: the final status goes back to
-    /// the client.
+    /// Ends the router's work on a request and sends the final status back
+    /// to the client.
     pub(super) fn finish_request(
         &mut self,
         handle: Handle,

@@ -1,7 +1,7 @@
 //! Envoy's upstream side of each cluster in each replica: opening
 //! connections and their failures, the pools' waiting requests, outlier
-//! detection with the host health the load balancers see, and endpoints
-//! that reject connections or stop answering.
+//! detection with the host health the load balancers use, and endpoints
+//! that reject connections or stop responding.
 //!
 //! A failed connection attempt fails every request waiting in its pool
 //! (Envoy's `purgePendingStreams`), each of which the router may retry. An
@@ -13,13 +13,13 @@ use super::{Event, World};
 use crate::outlier_detection::{Delivery, HealthChange, Observation};
 use crate::scenario::EndpointFailure;
 
-/// What a connection attempt to an endpoint meets.
+/// The outcome of a connection attempt to an endpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ConnectOutcome {
     Accepted,
     /// Connection refused: fails after the network round trip.
     Rejected,
-    /// No answer: fails when the cluster's connect timeout fires.
+    /// Unreachable host: fails when the cluster's connect timeout fires.
     Unanswered,
 }
 
@@ -93,9 +93,9 @@ impl World<'_> {
         self.attach_pending(replica, cluster_index, worker, host);
     }
 
-    /// A connection attempt failed: Envoy fails every request waiting in
-    /// that pool (`upstream_rq_pending_failure_eject`), then opens
-    /// connections for any request queued since.
+    /// Handles a failed connection attempt: Envoy fails every request
+    /// waiting in that pool (`upstream_rq_pending_failure_eject`), then
+    /// opens connections for any request queued since.
     pub(super) fn connect_failed(
         &mut self,
         replica: u32,
@@ -150,8 +150,8 @@ impl World<'_> {
         self.proxies.scratch = out;
     }
 
-    /// After a connection was freed or closed, waiting requests of that
-    /// pool get it, or new connections are opened for them.
+    /// Gives a freed or closed connection's pool to its waiting requests,
+    /// opening new connections for them when needed.
     pub(super) fn serve_pool(&mut self, attempt: &super::proxy::Attempt) {
         self.attach_pending(
             attempt.replica,
@@ -189,7 +189,7 @@ impl World<'_> {
         }
     }
 
-    /// The detector's interval timer.
+    /// Runs the detector's interval timer and arms the next tick.
     pub(super) fn outlier_tick(&mut self, replica: u32, cluster_index: u32) {
         let now = self.now();
         let replica_state = &mut self.proxies.replicas[replica as usize];
@@ -259,7 +259,7 @@ impl World<'_> {
         }
     }
 
-    /// The merge window's held changes are due.
+    /// Delivers the merge window's held changes when they are due.
     pub(super) fn health_delivery(&mut self, replica: u32, cluster_index: u32) {
         let now = self.now();
         let cluster = &mut self.proxies.replicas[replica as usize].clusters[cluster_index as usize];
@@ -274,10 +274,10 @@ impl World<'_> {
         cluster.host_healthy.clone_from(&cluster.main_healthy);
     }
 
-    /// An endpoint's process went away (`refuse`) or its host became
-    /// unreachable (`no_answer`). With `refuse` every replica sees its
-    /// connections to the endpoint closed: idle ones are dropped and the
-    /// requests on busy ones are reset.
+    /// Stops an endpoint whose process went away (`refuse`) or whose host
+    /// became unreachable (`no_answer`). With `refuse` every replica loses
+    /// its connections to the endpoint: idle ones close and the requests on
+    /// busy ones are reset.
     pub(super) fn endpoint_failure_starts(&mut self, endpoint: u32, failure: EndpointFailure) {
         self.backends.stop_serving(endpoint);
         if failure != EndpointFailure::Refuse {

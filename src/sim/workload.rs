@@ -378,8 +378,8 @@ impl World<'_> {
         (replica, worker)
     }
 
-    /// A call of an instance ended: the instance's next send is scheduled
-    /// as its kind decides, and the instance may be done.
+    /// Schedules an instance's next send after one of its calls ended, as
+    /// its kind decides, and marks the instance done when it is.
     pub(super) fn after_call(&mut self, instance_index: u32, slot: u32, status: u16) {
         let instance = &mut self.workload.instances[instance_index as usize];
         instance.in_flight = instance.in_flight.saturating_sub(1);
