@@ -437,12 +437,20 @@ fn has_endpoint_story(scenario: &Scenario) -> bool {
             .any(|c| c.outlier_detection.is_some())
 }
 
+/// Returns the number of buckets a line chart shows: those starting before
+/// the run ends, so a run ending on a bucket boundary draws no empty bucket
+/// as a drop.
+fn line_buckets(output: &RunOutput) -> usize {
+    let bucket = output.metrics.bucket.as_nanos().max(1);
+    output.end.as_nanos().div_ceil(bucket).max(1) as usize
+}
+
 /// Requests per second reaching the backends: first attempts and retries
 /// (by Envoy or by clients), every client together.
 pub fn backend_load_chart(scenario: &Scenario, output: &RunOutput) -> LineChart {
     let metrics = &output.metrics;
     let bucket_s = metrics.bucket.as_secs_f64();
-    let buckets = (output.end.as_nanos() / metrics.bucket.as_nanos().max(1) + 1) as usize;
+    let buckets = line_buckets(output);
     let mut first = vec![0.0; buckets];
     let mut retries = vec![0.0; buckets];
     let mut timeouts = vec![0.0; buckets];
@@ -466,14 +474,14 @@ pub fn backend_load_chart(scenario: &Scenario, output: &RunOutput) -> LineChart 
             band: None,
         },
         LineSeries {
-            name: "retries (Envoy and client)".to_string(),
+            name: "retries".to_string(),
             points: points(retries),
             band: None,
         },
     ];
     if timeouts.iter().any(|value| *value > 0.0) {
         series.push(LineSeries {
-            name: "calls given up (client timeout)".to_string(),
+            name: "calls given up".to_string(),
             points: points(timeouts),
             band: None,
         });
@@ -490,7 +498,7 @@ pub fn backend_load_chart(scenario: &Scenario, output: &RunOutput) -> LineChart 
 pub fn endpoints_chart(scenario: &Scenario, output: &RunOutput) -> LineChart {
     let metrics = &output.metrics;
     let bucket_s = metrics.bucket.as_secs_f64();
-    let buckets = (output.end.as_nanos() / metrics.bucket.as_nanos().max(1) + 1) as usize;
+    let buckets = line_buckets(output);
     let mut names = Vec::new();
     for backend in &scenario.backends {
         for index in 0..backend.endpoints {
