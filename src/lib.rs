@@ -9,6 +9,7 @@ pub mod conn_pool;
 pub mod descriptor;
 pub mod dist;
 pub mod engine;
+pub mod fuzz_entry;
 pub mod gateway;
 pub mod load_balancer;
 pub mod local_rate_limit;
