@@ -5,12 +5,16 @@
 //! environment and no file, and it is single-threaded. Each component draws
 //! from its own named random stream, so adding a client does not change the
 //! draws of any other. The submodules split the world by concept: clients
-//! (`workload`), Envoy's request path (`proxy`), backend endpoints
-//! (`backend`) and Envoy's stat names (`stats`).
+//! (`workload`), Envoy's request path (`proxy`), its router (`router`) and
+//! upstream connections with outlier detection (`upstream`), backend
+//! endpoints (`backend`) and Envoy's stat names (`stats`).
 
 mod backend;
+mod call;
 mod proxy;
+mod router;
 mod stats;
+mod upstream;
 mod workload;
 
 use std::collections::BTreeMap;
@@ -22,7 +26,10 @@ use crate::rng::Streams;
 use crate::scenario::Scenario;
 use crate::time::{SimDuration, SimTime};
 
+pub use proxy::OutlierEvent;
 pub use stats::EnvoyStats;
+
+use crate::scenario::EndpointFailure;
 
 /// A slab slot handle: index plus generation, so an event about a freed
 /// and reused slot is recognised as stale.
@@ -131,6 +138,15 @@ pub(crate) enum Event {
         instance: u32,
         slot: u32,
     },
+    /// A client's timeout for try number `try_number` of a call fired.
+    ClientTimeout {
+        call: Handle,
+        try_number: u32,
+    },
+    /// A client's wait before retrying a call ended.
+    ClientRetry {
+        call: Handle,
+    },
     /// A request reached its Envoy replica.
     ArriveAtProxy {
         request: Handle,
@@ -146,21 +162,51 @@ pub(crate) enum Event {
         worker: u32,
         host: u32,
     },
+    /// An upstream connection attempt was rejected or timed out.
+    ConnectFailed {
+        replica: u32,
+        cluster: u32,
+        worker: u32,
+        host: u32,
+        timed_out: bool,
+    },
     /// An attempt reached its backend endpoint.
     BackendArrive {
         endpoint: u32,
         work: backend::BackendWork,
     },
-    /// An endpoint finished serving an attempt.
+    /// An endpoint finished serving an attempt it took in `epoch`.
     BackendDone {
         endpoint: u32,
         attempt: Handle,
         status: u16,
+        retry_after: Option<SimDuration>,
+        epoch: u32,
     },
     /// Response headers of an attempt reached Envoy.
     UpstreamResponse {
         attempt: Handle,
         status: u16,
+        retry_after: Option<SimDuration>,
+    },
+    /// The backend reset an attempt's stream or closed its connection.
+    UpstreamReset {
+        attempt: Handle,
+    },
+    /// An endpoint's `refuse` or `no_answer` window starts.
+    EndpointFailureStarts {
+        endpoint: u32,
+        failure: EndpointFailure,
+    },
+    /// An outlier detector's interval timer fired.
+    OutlierTick {
+        replica: u32,
+        cluster: u32,
+    },
+    /// Host health changes held by the update merge window are due.
+    HealthDelivery {
+        replica: u32,
+        cluster: u32,
     },
     RetryBackoffDone {
         request: Handle,
@@ -175,6 +221,7 @@ pub(crate) enum Event {
     ResponseAtClient {
         request: Handle,
         status: u16,
+        retry_after: Option<SimDuration>,
     },
 }
 
@@ -228,6 +275,10 @@ pub struct RunOutput {
     pub peak_active_requests: BTreeMap<String, u32>,
     /// Per-request records, when asked for.
     pub requests: Vec<RequestRecord>,
+    /// Outlier ejections and returns, in time order (at most 1000).
+    pub outlier_events: Vec<OutlierEvent>,
+    /// Ejections and returns beyond those kept.
+    pub outlier_events_dropped: u64,
 }
 
 /// What to keep beyond the aggregate metrics.
@@ -241,17 +292,24 @@ pub struct RunOptions {
     pub stop: Option<&'static AtomicBool>,
 }
 
-/// One completed request, kept when [`RunOptions::record_requests`] is set.
+/// One completed client call, kept when [`RunOptions::record_requests`]
+/// is set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RequestRecord {
     /// Index of the client definition in the scenario.
     pub group: u32,
     pub instance: u32,
+    /// When the client sent the call's first request.
     pub sent: SimTime,
     pub completed: SimTime,
+    /// Final status; [`crate::metrics::CLIENT_TIMEOUT_STATUS`] when the
+    /// client gave up waiting.
     pub status: u16,
-    /// Upstream attempts made (0 for a local reply).
+    /// Upstream attempts Envoy made for the last request of the call
+    /// (`x-envoy-attempt-count`; 0 for a local reply or a timeout).
     pub attempts: u32,
+    /// Requests the client sent for the call: 1 plus its own retries.
+    pub tries: u32,
 }
 
 /// Runs `scenario` with `seed`, keeping aggregate metrics only.
@@ -292,6 +350,7 @@ impl<'s> World<'s> {
             .map(|client| (client.name.clone(), client.count))
             .collect();
         let backends = backend::Backends::new(scenario, &streams);
+        let endpoints = backends.endpoints.len();
         let proxies = proxy::Proxies::new(scenario, &backends, &streams);
         let workload = workload::Workload::new(scenario, &streams);
         let end = match scenario.duration {
@@ -302,7 +361,7 @@ impl<'s> World<'s> {
             scenario,
             queue: EventQueue::new(),
             streams,
-            metrics: Metrics::new(&groups, scenario.output.bucket),
+            metrics: Metrics::new(&groups, scenario.output.bucket, endpoints),
             workload,
             proxies,
             backends,
@@ -315,6 +374,42 @@ impl<'s> World<'s> {
 
     fn start(&mut self) {
         self.notes.extend(self.proxies.startup_notes(self.scenario));
+        for (cluster, spec) in self.scenario.gateway.clusters.iter().enumerate() {
+            let Some(detection) = &spec.outlier_detection else {
+                continue;
+            };
+            if detection.interval.is_zero() {
+                continue;
+            }
+            for replica in 0..self.scenario.envoy.replicas {
+                self.queue.schedule_at(
+                    SimTime::ZERO + detection.interval,
+                    Event::OutlierTick {
+                        replica,
+                        cluster: cluster as u32,
+                    },
+                );
+            }
+        }
+        for (endpoint, state) in self.backends.endpoints.iter().enumerate() {
+            let backend = &self.scenario.backends[state.backend];
+            for window in &backend.schedule {
+                let covered = window
+                    .endpoints
+                    .as_ref()
+                    .is_none_or(|list| list.contains(&state.index));
+                let failure = window.failure.filter(|f| *f != EndpointFailure::Reset);
+                if let (true, Some(failure)) = (covered, failure) {
+                    self.queue.schedule_at(
+                        SimTime::ZERO + window.from,
+                        Event::EndpointFailureStarts {
+                            endpoint: endpoint as u32,
+                            failure,
+                        },
+                    );
+                }
+            }
+        }
         for (group, client) in self.scenario.clients.iter().enumerate() {
             if client.after.is_none() {
                 self.queue.schedule_at(
@@ -368,6 +463,8 @@ impl<'s> World<'s> {
         match event {
             Event::GroupStart { group } => self.start_group(group as usize),
             Event::ClientSend { instance, slot } => self.client_send(instance, slot),
+            Event::ClientTimeout { call, try_number } => self.client_timeout(call, try_number),
+            Event::ClientRetry { call } => self.client_retry(call),
             Event::ArriveAtProxy { request } => self.arrive_at_proxy(request),
             Event::FaultDelayDone { request } => self.after_fault_delay(request),
             Event::Connected {
@@ -376,17 +473,40 @@ impl<'s> World<'s> {
                 worker,
                 host,
             } => self.connected(replica, cluster, worker, host),
+            Event::ConnectFailed {
+                replica,
+                cluster,
+                worker,
+                host,
+                timed_out,
+            } => self.connect_failed(replica, cluster, worker, host, timed_out),
             Event::BackendArrive { endpoint, work } => self.backend_arrive(endpoint, work),
             Event::BackendDone {
                 endpoint,
                 attempt,
                 status,
-            } => self.backend_done(endpoint, attempt, status),
-            Event::UpstreamResponse { attempt, status } => self.upstream_response(attempt, status),
+                retry_after,
+                epoch,
+            } => self.backend_done(endpoint, attempt, status, retry_after, epoch),
+            Event::UpstreamResponse {
+                attempt,
+                status,
+                retry_after,
+            } => self.upstream_response(attempt, status, retry_after),
+            Event::UpstreamReset { attempt } => self.upstream_reset(attempt),
+            Event::EndpointFailureStarts { endpoint, failure } => {
+                self.endpoint_failure_starts(endpoint, failure)
+            }
+            Event::OutlierTick { replica, cluster } => self.outlier_tick(replica, cluster),
+            Event::HealthDelivery { replica, cluster } => self.health_delivery(replica, cluster),
             Event::RetryBackoffDone { request } => self.retry_backoff_done(request),
             Event::RouteTimeout { request } => self.route_timeout(request),
             Event::PerTryTimeout { attempt } => self.per_try_timeout(attempt),
-            Event::ResponseAtClient { request, status } => self.response_at_client(request, status),
+            Event::ResponseAtClient {
+                request,
+                status,
+                retry_after,
+            } => self.response_at_client(request, status, retry_after),
         }
     }
 
@@ -399,6 +519,7 @@ impl<'s> World<'s> {
         self.metrics.advance(end);
         self.metrics.finish();
         let envoy_stats = self.proxies.collect_stats(self.scenario);
+        self.notes.extend(self.proxies.outlier_notes(self.scenario));
         let peak_active_requests = self.proxies.peak_active_requests(self.scenario);
         RunOutput {
             seed: self.streams.seed(),
@@ -411,6 +532,8 @@ impl<'s> World<'s> {
             peak_active_requests,
             requests: self.records,
             metrics: self.metrics,
+            outlier_events: std::mem::take(&mut self.proxies.outlier_events),
+            outlier_events_dropped: self.proxies.outlier_events_dropped,
         }
     }
 
