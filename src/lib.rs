@@ -3,11 +3,13 @@
 
 pub mod chart;
 pub mod circuit_breaker;
+pub mod compare;
 pub mod conn_pool;
 pub mod descriptor;
 pub mod dist;
 pub mod engine;
 pub mod gateway;
+pub mod global_rate_limit;
 pub mod load_balancer;
 pub mod local_rate_limit;
 pub mod manifest;

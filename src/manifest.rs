@@ -38,6 +38,8 @@ use gateway_api::{Gateway, MatchKind, NamedMatch, PathSpec, Route as RouteObject
 use policy::{BackendTrafficPolicy, PerRetrySpec, RetryOnSpec, RetrySpec};
 use routes::BuiltRoute;
 
+pub use read::manifest_files;
+
 /// The objects read from manifests, with where each came from.
 #[derive(Clone, Debug, Default)]
 pub struct ManifestSet {

@@ -8,10 +8,18 @@
 //! page change together.
 
 mod client;
+mod rate_limit_mode;
+mod rate_limit_service;
 mod trace;
+mod variants;
 
 pub use client::{ClientKind, ClientSpec, Connection, OpenArrival, RequestTemplate};
+pub use rate_limit_mode::RateLimitMode;
+pub use rate_limit_service::{Fault, FaultKind, RateLimitServiceSpec, RedisSpec};
 pub use trace::{TraceRow, read_trace};
+pub use variants::{
+    CompareSpec, Override, Variant, is_valid_name as is_valid_variant_name, parse_cli_override,
+};
 
 use std::path::{Path, PathBuf};
 
@@ -39,6 +47,12 @@ pub struct Scenario {
     pub backends: Vec<BackendSpec>,
     pub clients: Vec<ClientSpec>,
     pub gateway: GatewayModel,
+    /// The rate limit service and Redis behind global rate limits.
+    pub rate_limit_service: RateLimitServiceSpec,
+    /// Set when every policy's rate limit was rewritten to this mode.
+    pub rate_limit_mode: Option<RateLimitMode>,
+    /// Variants for `trafficsim compare`, from the `compare:` section.
+    pub compare: Option<CompareSpec>,
     /// Manifest paths read, as written, for the run manifest.
     pub manifest_sources: Vec<String>,
     pub output: OutputSpec,
@@ -166,15 +180,24 @@ const TOP_FIELDS: &[&str] = &[
     "duration",
     "start_time",
     "envoy",
+    "rate_limit_service",
+    "rate_limit_mode",
     "manifests",
     "backends",
     "clients",
     "output",
     "limits",
+    "compare",
 ];
 
 /// Reads and validates a scenario file and everything it references.
 pub fn load(path: &Path) -> Result<Scenario, Diagnostics> {
+    load_with(path, &[])
+}
+
+/// Reads a scenario file with `overrides` applied to its YAML before it is
+/// validated: one variant of the scenario.
+pub fn load_with(path: &Path, overrides: &[Override]) -> Result<Scenario, Diagnostics> {
     let documents = yaml::load_file(path)?;
     let mut diagnostics = Diagnostics::for_file(path);
     let Some(document) = documents.first() else {
@@ -187,7 +210,17 @@ pub fn load(path: &Path) -> Result<Scenario, Diagnostics> {
             "a scenario file holds one document; put manifests in their own files",
         );
     }
-    let scenario = read_scenario(&document.root, path, &mut diagnostics);
+    let mut root = document.root.clone();
+    for change in overrides {
+        if let Err(message) = variants::apply(&mut root, change) {
+            let location = change.value.location;
+            diagnostics.error_at(location, &change.path, message);
+        }
+    }
+    if !diagnostics.is_empty() {
+        return Err(diagnostics);
+    }
+    let scenario = read_scenario(&root, path, &mut diagnostics);
     match scenario {
         Some(scenario) if diagnostics.is_empty() => Ok(scenario),
         _ => Err(diagnostics),
@@ -241,6 +274,22 @@ fn read_scenario(root: &Node, path: &Path, diagnostics: &mut Diagnostics) -> Opt
         Some(node) => read_limits(node, diagnostics),
         None => Some(Limits::default()),
     };
+    let rate_limit_service = match fields.get("rate_limit_service") {
+        Some(node) => rate_limit_service::read(node, diagnostics),
+        None => Some(RateLimitServiceSpec::default()),
+    };
+    let rate_limit_mode = match fields.get("rate_limit_mode") {
+        Some(node) => match node.one_of(diagnostics, &["local", "global"]) {
+            Some("local") => Some(Some(RateLimitMode::Local)),
+            Some(_) => Some(Some(RateLimitMode::Global)),
+            None => None,
+        },
+        None => Some(None),
+    };
+    let compare = match fields.get("compare") {
+        Some(node) => variants::read_compare(node, diagnostics).map(Some),
+        None => Some(None),
+    };
 
     let backends = fields
         .require("backends", diagnostics)
@@ -250,12 +299,16 @@ fn read_scenario(root: &Node, path: &Path, diagnostics: &mut Diagnostics) -> Opt
         .and_then(|node| client::read_clients(node, path, diagnostics));
 
     let mut manifest_sources = Vec::new();
-    let gateway = match fields.require("manifests", diagnostics) {
-        Some(node) => read_manifests(node, path, &mut manifest_sources, diagnostics),
-        None => None,
+    let gateway = match (fields.require("manifests", diagnostics), rate_limit_mode) {
+        (Some(node), Some(mode)) => {
+            read_manifests(node, path, mode, &mut manifest_sources, diagnostics)
+        }
+        _ => None,
     };
 
     let (envoy, output, limits) = (envoy?, output?, limits?);
+    let (rate_limit_service, rate_limit_mode, compare) =
+        (rate_limit_service?, rate_limit_mode?, compare?);
     let (backends, clients, gateway) = (backends?, clients?, gateway?);
     check_backend_references(&gateway, &backends, root, diagnostics);
     check_endless_clients(&clients, duration, root, diagnostics);
@@ -270,6 +323,9 @@ fn read_scenario(root: &Node, path: &Path, diagnostics: &mut Diagnostics) -> Opt
         backends,
         clients,
         gateway,
+        rate_limit_service,
+        rate_limit_mode,
+        compare,
         manifest_sources,
         output,
         limits,
@@ -606,10 +662,12 @@ fn read_cost(node: &Node, diagnostics: &mut Diagnostics) -> Option<CostModel> {
 }
 
 /// Reads `manifests:`: paths (files or folders, relative to the scenario)
-/// and inline Kubernetes objects, then translates them.
+/// and inline Kubernetes objects, then translates them. With a `mode`,
+/// every policy's rate limit is rewritten first.
 fn read_manifests(
     node: &Node,
     scenario_path: &Path,
+    mode: Option<RateLimitMode>,
     sources: &mut Vec<String>,
     diagnostics: &mut Diagnostics,
 ) -> Option<GatewayModel> {
@@ -640,7 +698,11 @@ fn read_manifests(
     if !diagnostics.is_empty() {
         return None;
     }
-    let mut set = match manifest::load_paths(&paths) {
+    let loaded = match mode {
+        None => manifest::load_paths(&paths),
+        Some(mode) => load_rewritten(&paths, mode),
+    };
+    let mut set = match loaded {
         Ok(set) => set,
         Err(errors) => {
             diagnostics.extend(errors);
@@ -649,6 +711,11 @@ fn read_manifests(
     };
     if !inline.is_empty() {
         sources.push(format!("{} inline objects", inline.len()));
+        if let Some(mode) = mode {
+            for object in &mut inline {
+                rate_limit_mode::rewrite_document(object, mode);
+            }
+        }
         match manifest::load_nodes(&inline, scenario_path) {
             Ok(more) => set.merge(more),
             Err(errors) => {
@@ -661,6 +728,45 @@ fn read_manifests(
         &set,
         &manifest::TranslateOptions::default(),
     ))
+}
+
+/// Reads manifest files and folders as [`manifest::load_paths`] does, with
+/// every policy's rate limit rewritten to `mode`.
+fn load_rewritten(
+    paths: &[PathBuf],
+    mode: RateLimitMode,
+) -> Result<manifest::ManifestSet, Diagnostics> {
+    let mut set = manifest::ManifestSet::default();
+    let mut all = Diagnostics::default();
+    for path in paths {
+        let files = match manifest::manifest_files(path) {
+            Ok(files) => files,
+            Err(message) => {
+                let mut diagnostics = Diagnostics::for_file(path);
+                diagnostics.error_at(yaml::Location { line: 1, column: 1 }, "", message);
+                all.extend(diagnostics);
+                continue;
+            }
+        };
+        for file in files {
+            let documents = match yaml::load_file(&file) {
+                Ok(documents) => documents,
+                Err(diagnostics) => {
+                    all.extend(diagnostics);
+                    continue;
+                }
+            };
+            let mut roots: Vec<Node> = documents.into_iter().map(|d| d.root).collect();
+            for root in &mut roots {
+                rate_limit_mode::rewrite_document(root, mode);
+            }
+            match manifest::load_nodes(&roots, &file) {
+                Ok(read) => set.merge(read),
+                Err(diagnostics) => all.extend(diagnostics),
+            }
+        }
+    }
+    if all.is_empty() { Ok(set) } else { Err(all) }
 }
 
 fn check_backend_references(

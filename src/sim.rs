@@ -10,17 +10,20 @@
 
 mod backend;
 mod proxy;
+mod rate_limit_service;
 mod stats;
 mod workload;
 
 use std::collections::BTreeMap;
 
 use crate::engine::EventQueue;
+use crate::global_rate_limit::CallResult;
 use crate::metrics::Metrics;
 use crate::rng::Streams;
 use crate::scenario::Scenario;
 use crate::time::{SimDuration, SimTime};
 
+pub use rate_limit_service::GlobalRateLimitReport;
 pub use stats::EnvoyStats;
 
 /// A slab slot handle: index plus generation, so an event about a freed
@@ -175,6 +178,29 @@ pub(crate) enum Event {
         request: Handle,
         status: u16,
     },
+    /// A global rate limit call reached its service replica.
+    RateLimitCallArrive {
+        call: Handle,
+    },
+    /// Redis runs the pipeline of a call.
+    RedisExecute {
+        call: Handle,
+    },
+    /// Redis's answer reached the service replica.
+    RedisAnswer {
+        call: Handle,
+    },
+    /// The result of a call reached the Envoy filter waiting for it.
+    RateLimitAnswer {
+        request: Handle,
+        call: Handle,
+        result: CallResult,
+    },
+    /// Envoy's deadline for a call passed.
+    RateLimitTimeout {
+        request: Handle,
+        call: Handle,
+    },
 }
 
 /// Why a run stopped before its end.
@@ -220,6 +246,8 @@ pub struct RunOutput {
     pub peak_active_requests: BTreeMap<String, u32>,
     /// Per-request records, when asked for.
     pub requests: Vec<RequestRecord>,
+    /// Global rate limiting, when a route has a global limit.
+    pub global_rate_limit: Option<GlobalRateLimitReport>,
 }
 
 /// What to keep beyond the aggregate metrics.
@@ -266,6 +294,7 @@ pub(crate) struct World<'s> {
     pub workload: workload::Workload,
     pub proxies: proxy::Proxies,
     pub backends: backend::Backends,
+    pub rate_limit_service: rate_limit_service::RateLimitService,
     pub notes: Vec<String>,
     pub options: RunOptions,
     pub records: Vec<RequestRecord>,
@@ -283,6 +312,7 @@ impl<'s> World<'s> {
         let backends = backend::Backends::new(scenario, &streams);
         let proxies = proxy::Proxies::new(scenario, &backends, &streams);
         let workload = workload::Workload::new(scenario, &streams);
+        let rate_limit_service = rate_limit_service::RateLimitService::new(scenario, &streams);
         let end = match scenario.duration {
             Some(duration) => SimTime::ZERO + duration,
             None => SimTime::ZERO + scenario.limits.max_duration,
@@ -295,6 +325,7 @@ impl<'s> World<'s> {
             workload,
             proxies,
             backends,
+            rate_limit_service,
             notes: Vec::new(),
             options: RunOptions::default(),
             records: Vec::new(),
@@ -367,6 +398,15 @@ impl<'s> World<'s> {
             Event::RouteTimeout { request } => self.route_timeout(request),
             Event::PerTryTimeout { attempt } => self.per_try_timeout(attempt),
             Event::ResponseAtClient { request, status } => self.response_at_client(request, status),
+            Event::RateLimitCallArrive { call } => self.rate_limit_call_arrive(call),
+            Event::RedisExecute { call } => self.redis_execute(call),
+            Event::RedisAnswer { call } => self.redis_answer(call),
+            Event::RateLimitAnswer {
+                request,
+                call,
+                result,
+            } => self.rate_limit_answer(request, call, result),
+            Event::RateLimitTimeout { request, call } => self.rate_limit_timeout(request, call),
         }
     }
 
@@ -390,6 +430,7 @@ impl<'s> World<'s> {
             notes: self.notes,
             peak_active_requests,
             requests: self.records,
+            global_rate_limit: self.rate_limit_service.report(),
             metrics: self.metrics,
         }
     }

@@ -1,23 +1,26 @@
 //! Envoy's request path in each replica: route matching, the fault and
 //! local rate limit filters, and the router with its connection pools,
-//! retries and timeouts.
+//! retries and timeouts. The global rate limit filters and the service they
+//! call are in `rate_limit_service`.
 //!
-//! The order of the HTTP filters is Envoy Gateway's: fault injection, then
-//! the local rate limit, then the router. A local reply (404, 429, the
-//! fault filter's abort, a route's direct response) never reaches a
-//! cluster and is never retried.
+//! The order of the HTTP filters is Envoy Gateway's: fault injection, the
+//! local rate limit, the global rate limit, then the router. A local reply
+//! (404, 429, the fault filter's abort, a route's direct response) never
+//! reaches a cluster and is never retried.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::backend::{BackendWork, Backends};
+use super::rate_limit_service::{self, GlobalFilterState};
 use super::stats::{ClusterStats, EnvoyStats, HttpStats};
 use super::{Event, Handle, Slab, World};
 use crate::circuit_breaker::Resources;
 use crate::conn_pool::{Admission, AttemptId, Overflow, Pool};
 use crate::descriptor::RequestAttrs;
 use crate::gateway::{GatewayModel, HashOn, PathMatch, Route, RouteAction};
+use crate::global_rate_limit::TokenUsage;
 use crate::load_balancer::{Balancer, HostView};
 use crate::local_rate_limit::{Decision, LocalLimiter};
 use crate::retry::{self, AttemptOutcome, Backoff};
@@ -44,6 +47,9 @@ pub(crate) struct Request {
     pub output_tokens: u64,
     /// Set once the request reaches the router.
     pub router: Option<RouterState>,
+    pub global: GlobalFilterState,
+    /// Token counts of the backend's 2xx answer, for response cost.
+    pub response_tokens: Option<TokenUsage>,
 }
 
 impl Request {
@@ -54,7 +60,7 @@ impl Request {
             .map_or(0, |r| r.hosts_tried.len() as u32)
     }
 
-    fn attrs(&self) -> RequestAttrs<'_> {
+    pub(super) fn attrs(&self) -> RequestAttrs<'_> {
         RequestAttrs {
             host: &self.host,
             path: &self.path,
@@ -67,7 +73,7 @@ impl Request {
 
 /// The router's state for one request.
 pub(crate) struct RouterState {
-    route: u32,
+    pub(super) route: u32,
     cluster: u32,
     retries_remaining: u32,
     backoff: Option<Backoff>,
@@ -164,6 +170,10 @@ impl Proxies {
                     .iter()
                     .enumerate()
                     .map(|(cluster_index, cluster)| {
+                        let global_rate_limit = model.routes.iter().any(|route| {
+                            matches!(route.action, RouteAction::Forward { cluster } if cluster == cluster_index)
+                                && rate_limit_service::global_filter(route, 0).is_some()
+                        });
                         let hosts = cluster_hosts[cluster_index].len();
                         let balancers = (0..workers)
                             .map(|_| {
@@ -181,7 +191,10 @@ impl Proxies {
                             balancers,
                             host_active: vec![0; hosts],
                             host_healthy: vec![true; hosts],
-                            stats: ClusterStats::default(),
+                            stats: ClusterStats {
+                                global_rate_limit,
+                                ..ClusterStats::default()
+                            },
                         }
                     })
                     .collect();
@@ -223,21 +236,13 @@ impl Proxies {
                 ));
             }
         }
-        let global: Vec<&str> = model
-            .routes
-            .iter()
-            .filter(|route| route.global_rate_limit.is_some())
-            .map(|route| route.name.as_str())
-            .collect();
-        if !global.is_empty() {
-            // NOTE: the rate limit service and Redis are not modelled yet, so
-            // global limits admit every request.
-            notes.push(format!(
-                "global rate limits are not simulated yet; every request passes them on: {}",
-                global.join(", ")
-            ));
-        }
+        notes.extend(rate_limit_service::startup_notes(scenario));
         notes
+    }
+
+    /// The stats of one cluster in one replica.
+    pub(super) fn cluster_stats(&mut self, replica: u32, cluster: usize) -> &mut ClusterStats {
+        &mut self.replicas[replica as usize].clusters[cluster].stats
     }
 
     pub fn collect_stats(&self, scenario: &Scenario) -> EnvoyStats {
@@ -343,7 +348,9 @@ fn hash_request(hash_on: &HashOn, request: &RequestAttrs<'_>) -> Option<u64> {
 }
 
 impl World<'_> {
-    fn local_reply(&mut self, handle: Handle, replica: u32, status: u16) {
+    /// Sends the final response to the client; the stream ends here.
+    pub(super) fn local_reply(&mut self, handle: Handle, replica: u32, status: u16) {
+        self.global_stream_done(handle);
         self.proxies.replicas[replica as usize]
             .stats
             .count_response(status);
@@ -457,10 +464,10 @@ impl World<'_> {
                 }
             }
         }
-        self.router_start(handle);
+        self.run_global_filters(handle);
     }
 
-    fn router_start(&mut self, handle: Handle) {
+    pub(super) fn router_start(&mut self, handle: Handle) {
         let model = &self.scenario.gateway;
         let Some(request) = self.proxies.requests.get_mut(handle) else {
             return;
@@ -756,6 +763,14 @@ impl World<'_> {
         cluster.stats.upstream_rq_completed += 1;
         cluster.stats.count_code(status);
         if !retry {
+            if (200..300).contains(&status)
+                && let Some(request) = self.proxies.requests.get_mut(request_handle)
+            {
+                request.response_tokens = Some(TokenUsage {
+                    input: request.input_tokens,
+                    output: request.output_tokens,
+                });
+            }
             self.finish_request(request_handle, status);
         }
         self.serve_pool(&attempt);

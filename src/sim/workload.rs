@@ -354,6 +354,8 @@ impl World<'_> {
             input_tokens,
             output_tokens,
             router: None,
+            global: Default::default(),
+            response_tokens: None,
         };
         self.metrics.record_sent(group as usize, instance.index);
         let handle = self.proxies.requests.insert(request);
