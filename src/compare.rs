@@ -145,6 +145,8 @@ pub struct VariantSummary {
     pub name: String,
     pub simulated_s: f64,
     pub requests: u64,
+    /// Requests answered before the end of the run.
+    pub completed: u64,
     /// Requests answered with a 2xx.
     pub admitted: u64,
     pub admitted_per_s: f64,
@@ -220,6 +222,7 @@ pub fn summarize(run: &VariantRun) -> VariantSummary {
         name: run.name.clone(),
         simulated_s,
         requests: metrics.total_requests(),
+        completed: statuses.values().sum(),
         admitted,
         admitted_per_s: if simulated_s > 0.0 {
             admitted as f64 / simulated_s
@@ -281,6 +284,7 @@ pub fn json_report(
             variant.insert("name".into(), json!(summary.name));
             variant.insert("simulated_s".into(), json!(round(summary.simulated_s, 3)));
             variant.insert("requests".into(), json!(summary.requests));
+            variant.insert("completed".into(), json!(summary.completed));
             variant.insert("admitted".into(), json!(summary.admitted));
             variant.insert(
                 "admitted_per_s".into(),

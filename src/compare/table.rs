@@ -130,6 +130,7 @@ mod tests {
             name: name.to_string(),
             simulated_s: 60.0,
             requests: 100,
+            completed: 100,
             admitted: (admitted_per_s * 60.0) as u64,
             admitted_per_s,
             rejected_429: 10,
