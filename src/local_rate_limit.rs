@@ -34,7 +34,8 @@ pub enum RefillModel {
 /// The slowest refill Envoy allows: one token per 365-day year.
 const MIN_FILL_RATE_PER_S: f64 = 1.0 / 31_536_000.0;
 
-/// Rounding slack when comparing available tokens with a cost.
+/// Rounding slack per token of capacity when comparing available tokens
+/// with a cost.
 const TOKEN_TOLERANCE: f64 = 1e-12;
 
 /// One token bucket.
@@ -130,8 +131,8 @@ impl TokenBucket {
     pub fn consume(&mut self, cost: f64, now: SimTime) -> bool {
         let available = self.available(now);
         // Envoy compares the doubles exactly; the tolerance only absorbs
-        // the last-bit rounding of `elapsed * rate`.
-        if available + TOKEN_TOLERANCE < cost {
+        // the rounding of `elapsed * rate`, which grows with the bucket size.
+        if available + TOKEN_TOLERANCE * self.max_tokens.max(1.0) < cost {
             return false;
         }
         let available = available.max(cost);

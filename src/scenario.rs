@@ -10,15 +10,17 @@
 mod client;
 mod rate_limit_mode;
 mod rate_limit_service;
+mod sweep;
 mod trace;
 mod variants;
 
 pub use client::{ClientKind, ClientSpec, Connection, OpenArrival, RequestTemplate};
 pub use rate_limit_mode::RateLimitMode;
 pub use rate_limit_service::{Fault, FaultKind, RateLimitServiceSpec, RedisSpec};
+pub use sweep::{DEFAULT_METRICS, Goal, Parameter, SweepMetric, SweepSpec, expand_range};
 pub use trace::{TraceRow, read_trace};
 pub use variants::{
-    CompareSpec, Override, Variant, is_valid_name as is_valid_variant_name, parse_cli_override,
+    CompareSpec, Variant, is_valid_name as is_valid_variant_name, parse_cli_override,
 };
 
 use std::path::{Path, PathBuf};
@@ -27,6 +29,7 @@ use crate::dist::{self, Dist, Quantity};
 use crate::gateway::GatewayModel;
 use crate::local_rate_limit::RefillModel;
 use crate::manifest;
+use crate::overrides::{self, Override, Target};
 use crate::time::SimDuration;
 use crate::yaml::{self, Diagnostics, Node, Value};
 
@@ -57,6 +60,8 @@ pub struct Scenario {
     pub manifest_sources: Vec<String>,
     pub output: OutputSpec,
     pub limits: Limits,
+    /// Parameters `trafficsim sweep` varies, when the file defines them.
+    pub sweep: Option<SweepSpec>,
 }
 
 /// The Envoy fleet: replicas, workers and how clients reach them.
@@ -74,6 +79,10 @@ pub struct EnvoySpec {
     pub upstream_latency: SimDuration,
     /// Time to open an upstream TCP connection.
     pub connect_time: SimDuration,
+    /// Replaces every local rate limit's LRU capacity for per-value
+    /// buckets (Envoy's route-level `max_dynamic_descriptors`, which Envoy
+    /// Gateway leaves at Envoy's default of 20).
+    pub max_dynamic_descriptors: Option<usize>,
 }
 
 /// How requests are spread over Envoy replicas.
@@ -187,6 +196,7 @@ const TOP_FIELDS: &[&str] = &[
     "clients",
     "output",
     "limits",
+    "sweep",
     "compare",
 ];
 
@@ -195,12 +205,12 @@ pub fn load(path: &Path) -> Result<Scenario, Diagnostics> {
     load_with(path, &[])
 }
 
-/// Reads a scenario file with `overrides` applied to its YAML before it is
-/// validated: one variant of the scenario.
+/// Like [`load`], with fields of the scenario or of its manifest objects
+/// set to other values first.
 pub fn load_with(path: &Path, overrides: &[Override]) -> Result<Scenario, Diagnostics> {
-    let documents = yaml::load_file(path)?;
+    let mut documents = yaml::load_file(path)?;
     let mut diagnostics = Diagnostics::for_file(path);
-    let Some(document) = documents.first() else {
+    let Some(document) = documents.first().cloned() else {
         diagnostics.error_at(Default::default(), "", "scenario file is empty");
         return Err(diagnostics);
     };
@@ -211,23 +221,37 @@ pub fn load_with(path: &Path, overrides: &[Override]) -> Result<Scenario, Diagno
         );
     }
     let mut root = document.root.clone();
-    for change in overrides {
-        if let Err(message) = variants::apply(&mut root, change) {
-            let location = change.value.location;
-            diagnostics.error_at(location, &change.path, message);
+    for over in overrides
+        .iter()
+        .filter(|o| o.path.target == Target::Scenario)
+    {
+        if let Err(message) =
+            overrides::set(&mut root, &over.path.segments, &over.value, &over.path.text)
+        {
+            diagnostics.error(&root, message);
         }
     }
-    if !diagnostics.is_empty() {
-        return Err(diagnostics);
-    }
-    let scenario = read_scenario(&root, path, &mut diagnostics);
+    documents.clear();
+    let object_overrides: Vec<&Override> = overrides
+        .iter()
+        .filter(|o| o.path.target != Target::Scenario)
+        .collect();
+    let scenario = read_scenario(&root, path, &object_overrides, &mut diagnostics);
     match scenario {
         Some(scenario) if diagnostics.is_empty() => Ok(scenario),
-        _ => Err(diagnostics),
+        _ => {
+            diagnostics.sort();
+            Err(diagnostics)
+        }
     }
 }
 
-fn read_scenario(root: &Node, path: &Path, diagnostics: &mut Diagnostics) -> Option<Scenario> {
+fn read_scenario(
+    root: &Node,
+    path: &Path,
+    object_overrides: &[&Override],
+    diagnostics: &mut Diagnostics,
+) -> Option<Scenario> {
     let fields = root.fields(diagnostics, TOP_FIELDS)?;
     let default_name = path
         .file_stem()
@@ -290,6 +314,10 @@ fn read_scenario(root: &Node, path: &Path, diagnostics: &mut Diagnostics) -> Opt
         Some(node) => variants::read_compare(node, diagnostics).map(Some),
         None => Some(None),
     };
+    let sweep = match fields.get("sweep") {
+        Some(node) => sweep::read_sweep(node, diagnostics).map(Some),
+        None => Some(None),
+    };
 
     let backends = fields
         .require("backends", diagnostics)
@@ -301,12 +329,16 @@ fn read_scenario(root: &Node, path: &Path, diagnostics: &mut Diagnostics) -> Opt
     let mut manifest_sources = Vec::new();
     let gateway = match (fields.require("manifests", diagnostics), rate_limit_mode) {
         (Some(node), Some(mode)) => {
-            read_manifests(node, path, mode, &mut manifest_sources, diagnostics)
+            let edits = ManifestEdits {
+                overrides: object_overrides,
+                mode,
+            };
+            read_manifests(node, path, &edits, &mut manifest_sources, diagnostics)
         }
         _ => None,
     };
 
-    let (envoy, output, limits) = (envoy?, output?, limits?);
+    let (envoy, output, limits, sweep) = (envoy?, output?, limits?, sweep?);
     let (rate_limit_service, rate_limit_mode, compare) =
         (rate_limit_service?, rate_limit_mode?, compare?);
     let (backends, clients, gateway) = (backends?, clients?, gateway?);
@@ -329,6 +361,7 @@ fn read_scenario(root: &Node, path: &Path, diagnostics: &mut Diagnostics) -> Opt
         manifest_sources,
         output,
         limits,
+        sweep,
     })
 }
 
@@ -363,6 +396,7 @@ fn default_envoy() -> EnvoySpec {
         client_latency: SimDuration::from_micros(200),
         upstream_latency: SimDuration::from_micros(100),
         connect_time: SimDuration::ZERO,
+        max_dynamic_descriptors: None,
     }
 }
 
@@ -377,6 +411,7 @@ fn read_envoy(node: &Node, diagnostics: &mut Diagnostics) -> Option<EnvoySpec> {
             "client_latency",
             "upstream_latency",
             "connect_time",
+            "max_dynamic_descriptors",
         ],
     )?;
     let mut envoy = default_envoy();
@@ -407,6 +442,10 @@ fn read_envoy(node: &Node, diagnostics: &mut Diagnostics) -> Option<EnvoySpec> {
     }
     if let Some(n) = fields.get("connect_time") {
         envoy.connect_time = n.duration(diagnostics)?;
+    }
+    if let Some(n) = fields.get("max_dynamic_descriptors") {
+        envoy.max_dynamic_descriptors =
+            Some(positive_count(n, "max_dynamic_descriptors", 10_000_000, diagnostics)? as usize);
     }
     Some(envoy)
 }
@@ -661,13 +700,19 @@ fn read_cost(node: &Node, diagnostics: &mut Diagnostics) -> Option<CostModel> {
     })
 }
 
+/// What is changed in the manifests before they are read: object
+/// overrides, then the rate limit mode.
+struct ManifestEdits<'a> {
+    overrides: &'a [&'a Override],
+    mode: Option<RateLimitMode>,
+}
+
 /// Reads `manifests:`: paths (files or folders, relative to the scenario)
-/// and inline Kubernetes objects, then translates them. With a `mode`,
-/// every policy's rate limit is rewritten first.
+/// and inline Kubernetes objects, then translates them.
 fn read_manifests(
     node: &Node,
     scenario_path: &Path,
-    mode: Option<RateLimitMode>,
+    edits: &ManifestEdits<'_>,
     sources: &mut Vec<String>,
     diagnostics: &mut Diagnostics,
 ) -> Option<GatewayModel> {
@@ -695,78 +740,60 @@ fn read_manifests(
             ),
         }
     }
-    if !diagnostics.is_empty() {
-        return None;
-    }
-    let loaded = match mode {
-        None => manifest::load_paths(&paths),
-        Some(mode) => load_rewritten(&paths, mode),
+    // Paths that exist and inline objects are still read when another
+    // item is missing, so their problems are reported in the same pass.
+    let complete = paths.len() + inline.len() == items.len();
+    let object_overrides = edits.overrides;
+    let mut matched = vec![0usize; object_overrides.len()];
+    let mut edit = |root: &mut Node| -> Result<(), String> {
+        for (index, over) in object_overrides.iter().enumerate() {
+            matched[index] += overrides::apply_to_objects(root, over)?;
+        }
+        if let Some(mode) = edits.mode {
+            rate_limit_mode::rewrite_document(root, mode);
+        }
+        Ok(())
     };
-    let mut set = match loaded {
-        Ok(set) => set,
+    for item in &mut inline {
+        if let Err(message) = edit(item) {
+            diagnostics.error(item, message);
+        }
+    }
+    let mut set = match manifest::load_paths_edited(&paths, &mut edit) {
+        Ok(set) => Some(set),
         Err(errors) => {
             diagnostics.extend(errors);
-            return None;
+            None
         }
     };
     if !inline.is_empty() {
         sources.push(format!("{} inline objects", inline.len()));
-        if let Some(mode) = mode {
-            for object in &mut inline {
-                rate_limit_mode::rewrite_document(object, mode);
-            }
-        }
         match manifest::load_nodes(&inline, scenario_path) {
-            Ok(more) => set.merge(more),
+            Ok(more) => {
+                if let Some(set) = set.as_mut() {
+                    set.merge(more);
+                }
+            }
             Err(errors) => {
                 diagnostics.extend(errors);
-                return None;
+                set = None;
             }
         }
     }
+    for (over, count) in object_overrides.iter().zip(&matched) {
+        if *count == 0 {
+            diagnostics.error(
+                node,
+                format!("override `{over}` matches no object in the manifests"),
+            );
+            return None;
+        }
+    }
+    let set = set.filter(|_| complete)?;
     Some(manifest::translate(
         &set,
         &manifest::TranslateOptions::default(),
     ))
-}
-
-/// Reads manifest files and folders as [`manifest::load_paths`] does, with
-/// every policy's rate limit rewritten to `mode`.
-fn load_rewritten(
-    paths: &[PathBuf],
-    mode: RateLimitMode,
-) -> Result<manifest::ManifestSet, Diagnostics> {
-    let mut set = manifest::ManifestSet::default();
-    let mut all = Diagnostics::default();
-    for path in paths {
-        let files = match manifest::manifest_files(path) {
-            Ok(files) => files,
-            Err(message) => {
-                let mut diagnostics = Diagnostics::for_file(path);
-                diagnostics.error_at(yaml::Location { line: 1, column: 1 }, "", message);
-                all.extend(diagnostics);
-                continue;
-            }
-        };
-        for file in files {
-            let documents = match yaml::load_file(&file) {
-                Ok(documents) => documents,
-                Err(diagnostics) => {
-                    all.extend(diagnostics);
-                    continue;
-                }
-            };
-            let mut roots: Vec<Node> = documents.into_iter().map(|d| d.root).collect();
-            for root in &mut roots {
-                rate_limit_mode::rewrite_document(root, mode);
-            }
-            match manifest::load_nodes(&roots, &file) {
-                Ok(read) => set.merge(read),
-                Err(diagnostics) => all.extend(diagnostics),
-            }
-        }
-    }
-    if all.is_empty() { Ok(set) } else { Err(all) }
 }
 
 fn check_backend_references(

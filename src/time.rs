@@ -147,7 +147,7 @@ impl fmt::Display for SimDuration {
             return write!(f, "0s");
         }
         for (size, unit) in UNITS {
-            if n % size == 0 {
+            if n.is_multiple_of(size) {
                 return write!(f, "{}{}", n / size, unit);
             }
         }

@@ -51,7 +51,10 @@ pub enum Value {
     /// Any other scalar, with its text as written. `quoted` is true for
     /// single- or double-quoted, literal and folded scalars, which are always
     /// strings.
-    Scalar { text: String, quoted: bool },
+    Scalar {
+        text: String,
+        quoted: bool,
+    },
     Sequence(Vec<Node>),
     /// Entries in file order; keys are strings (non-string keys are reported
     /// and skipped while parsing).
@@ -100,7 +103,9 @@ impl Diagnostics {
     }
 
     fn file_arc(&self) -> Arc<Path> {
-        self.file.clone().unwrap_or_else(|| Arc::from(Path::new("<input>")))
+        self.file
+            .clone()
+            .unwrap_or_else(|| Arc::from(Path::new("<input>")))
     }
 
     /// Records a problem at `node`.
@@ -143,6 +148,13 @@ impl Diagnostics {
 
     pub fn iter(&self) -> impl Iterator<Item = &Diagnostic> {
         self.items.iter()
+    }
+
+    /// Orders the problems by file, line and column, keeping the reading
+    /// order of problems at the same place.
+    pub fn sort(&mut self) {
+        self.items
+            .sort_by(|a, b| (&a.file, a.location).cmp(&(&b.file, b.location)));
     }
 
     pub fn into_vec(self) -> Vec<Diagnostic> {
@@ -189,10 +201,13 @@ pub fn load_file(path: &Path) -> Result<Vec<Document>, Diagnostics> {
 /// Reads a whole text file, bounded by [`MAX_INPUT_BYTES`], with a leading
 /// byte order mark removed.
 pub fn read_text(path: &Path) -> Result<String, String> {
-    let metadata =
-        std::fs::metadata(path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+    let metadata = std::fs::metadata(path)
+        .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
     if metadata.is_dir() {
-        return Err(format!("{} is a directory, expected a file", path.display()));
+        return Err(format!(
+            "{} is a directory, expected a file",
+            path.display()
+        ));
     }
     if metadata.len() > MAX_INPUT_BYTES as u64 {
         return Err(format!(
@@ -206,7 +221,10 @@ pub fn read_text(path: &Path) -> Result<String, String> {
         std::fs::read(path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
     let text = String::from_utf8(bytes)
         .map_err(|error| format!("{} is not valid UTF-8: {error}", path.display()))?;
-    Ok(text.strip_prefix('\u{feff}').map(str::to_string).unwrap_or(text))
+    Ok(text
+        .strip_prefix('\u{feff}')
+        .map(str::to_string)
+        .unwrap_or(text))
 }
 
 /// Parses every document of `text`. `file` is used only in diagnostics.
@@ -350,15 +368,15 @@ impl<'input> TreeBuilder<'input> {
             Event::Scalar(text, style, anchor, _tag) => {
                 self.count_nodes(1, location, &path)?;
                 let quoted = !matches!(style, ScalarStyle::Plain);
-                let value = if !quoted && matches!(text.as_ref(), "" | "~" | "null" | "Null" | "NULL")
-                {
-                    Value::Null
-                } else {
-                    Value::Scalar {
-                        text: text.into_owned(),
-                        quoted,
-                    }
-                };
+                let value =
+                    if !quoted && matches!(text.as_ref(), "" | "~" | "null" | "Null" | "NULL") {
+                        Value::Null
+                    } else {
+                        Value::Scalar {
+                            text: text.into_owned(),
+                            quoted,
+                        }
+                    };
                 let node = Node {
                     value,
                     location,
@@ -411,8 +429,11 @@ impl<'input> TreeBuilder<'input> {
                 Ok(Some(node))
             }
             Event::StreamStart | Event::StreamEnd | Event::DocumentStart(_) | Event::Nothing => {
-                self.diagnostics
-                    .error_at(location, &path, "invalid YAML: unexpected document boundary");
+                self.diagnostics.error_at(
+                    location,
+                    &path,
+                    "invalid YAML: unexpected document boundary",
+                );
                 Err(Stop)
             }
         }
@@ -551,7 +572,13 @@ mod tests {
         };
         let inner = items[1].get("y").unwrap();
         assert_eq!(inner.path, "a.b[1].y");
-        assert_eq!(inner.location, Location { line: 4, column: 10 });
+        assert_eq!(
+            inner.location,
+            Location {
+                line: 4,
+                column: 10
+            }
+        );
     }
 
     #[test]
@@ -565,7 +592,10 @@ mod tests {
     fn duplicate_keys_are_rejected() {
         let error = parse("a: 1\nb: 2\na: 3\n").unwrap_err();
         let text = error.to_string();
-        assert!(text.contains("test.yaml:3:1: a: duplicate key `a`"), "{text}");
+        assert!(
+            text.contains("test.yaml:3:1: a: duplicate key `a`"),
+            "{text}"
+        );
     }
 
     #[test]

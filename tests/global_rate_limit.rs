@@ -5,7 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use trafficsim::scenario::{self, Override, Scenario};
+use trafficsim::overrides::{self, Override};
+use trafficsim::scenario::{self, Scenario};
 use trafficsim::sim::{self, RunOptions, RunOutput};
 
 const GATEWAY: &str = "
@@ -54,10 +55,7 @@ fn write(name: &str, head: &str, manifests: &str, tail: &str) -> PathBuf {
 fn load(path: &Path, overrides: &[(&str, &str)]) -> Scenario {
     let overrides: Vec<Override> = overrides
         .iter()
-        .map(|(path, value)| {
-            let (_, change) = scenario::parse_cli_override(&format!("v:{path}={value}")).unwrap();
-            change
-        })
+        .map(|(path, value)| overrides::parse(&format!("{path}={value}")).unwrap())
         .collect();
     match scenario::load_with(path, &overrides) {
         Ok(scenario) => scenario,
@@ -139,7 +137,7 @@ fn window_edges_follow_the_wall_clock() {
         &path,
         &[
             ("rate_limit_mode", "global"),
-            ("start_time", "\"2026-01-01T00:00:30Z\""),
+            ("start_time", "2026-01-01T00:00:30Z"),
         ],
     ));
     assert_eq!(status_count(&global, 200), 10);

@@ -42,6 +42,7 @@ pub fn run_manifest(scenario: &Scenario, seed: u64, tool_version: &str) -> Value
             "client_latency_s": seconds(envoy.client_latency),
             "upstream_latency_s": seconds(envoy.upstream_latency),
             "connect_time_s": seconds(envoy.connect_time),
+            "max_dynamic_descriptors": envoy.max_dynamic_descriptors,
         },
         "rate_limit_service": rate_limit_service_json(&scenario.rate_limit_service),
         "rate_limit_mode": scenario.rate_limit_mode.map(|mode| mode.name()),

@@ -94,9 +94,16 @@ fn describe(node: &Node) -> String {
 
 impl Node {
     /// Reads a mapping, reporting each key not in `known`.
-    pub fn fields<'a>(&'a self, diagnostics: &mut Diagnostics, known: &[&str]) -> Option<Fields<'a>> {
+    pub fn fields<'a>(
+        &'a self,
+        diagnostics: &mut Diagnostics,
+        known: &[&str],
+    ) -> Option<Fields<'a>> {
         let Value::Mapping(entries) = &self.value else {
-            diagnostics.error(self, format!("expected a mapping, found {}", describe(self)));
+            diagnostics.error(
+                self,
+                format!("expected a mapping, found {}", describe(self)),
+            );
             return None;
         };
         for (key, value) in entries {
@@ -105,7 +112,10 @@ impl Node {
             }
             let message = match suggest(key, known) {
                 Some(meant) => format!("unknown field `{key}`; did you mean `{meant}`?"),
-                None => format!("unknown field `{key}`; expected one of: {}", known.join(", ")),
+                None => format!(
+                    "unknown field `{key}`; expected one of: {}",
+                    known.join(", ")
+                ),
             };
             diagnostics.error(value, message);
         }
@@ -120,7 +130,10 @@ impl Node {
         match &self.value {
             Value::Mapping(entries) => Some(entries),
             _ => {
-                diagnostics.error(self, format!("expected a mapping, found {}", describe(self)));
+                diagnostics.error(
+                    self,
+                    format!("expected a mapping, found {}", describe(self)),
+                );
                 None
             }
         }
@@ -159,12 +172,18 @@ impl Node {
                 "true" | "True" | "TRUE" => Some(true),
                 "false" | "False" | "FALSE" => Some(false),
                 _ => {
-                    diagnostics.error(self, format!("expected true or false, found {}", describe(self)));
+                    diagnostics.error(
+                        self,
+                        format!("expected true or false, found {}", describe(self)),
+                    );
                     None
                 }
             },
             _ => {
-                diagnostics.error(self, format!("expected true or false, found {}", describe(self)));
+                diagnostics.error(
+                    self,
+                    format!("expected true or false, found {}", describe(self)),
+                );
                 None
             }
         }
@@ -186,7 +205,10 @@ impl Node {
             .integer_text()
             .and_then(|text| text.strip_prefix('+').unwrap_or(text).parse::<i64>().ok());
         if parsed.is_none() {
-            diagnostics.error(self, format!("expected an integer, found {}", describe(self)));
+            diagnostics.error(
+                self,
+                format!("expected an integer, found {}", describe(self)),
+            );
         }
         parsed
     }
@@ -195,7 +217,10 @@ impl Node {
     pub fn int_in(&self, diagnostics: &mut Diagnostics, min: i64, max: i64) -> Option<i64> {
         let text = self.integer_text();
         let Some(text) = text else {
-            diagnostics.error(self, format!("expected an integer, found {}", describe(self)));
+            diagnostics.error(
+                self,
+                format!("expected an integer, found {}", describe(self)),
+            );
             return None;
         };
         let trimmed = text.strip_prefix('+').unwrap_or(text);
@@ -204,7 +229,10 @@ impl Node {
             Ok(_) => {
                 diagnostics.error(
                     self,
-                    format!("expected an integer from {min} to {max}, found {}", describe(self)),
+                    format!(
+                        "expected an integer from {min} to {max}, found {}",
+                        describe(self)
+                    ),
                 );
                 None
             }
@@ -239,7 +267,8 @@ impl Node {
     }
 
     pub fn u32(&self, diagnostics: &mut Diagnostics) -> Option<u32> {
-        self.int_in(diagnostics, 0, u32::MAX as i64).map(|v| v as u32)
+        self.int_in(diagnostics, 0, u32::MAX as i64)
+            .map(|v| v as u32)
     }
 
     /// A finite number (integers are accepted).
@@ -263,7 +292,10 @@ impl Node {
         if value < min || value > max {
             diagnostics.error(
                 self,
-                format!("expected a number from {min} to {max}, found {}", describe(self)),
+                format!(
+                    "expected a number from {min} to {max}, found {}",
+                    describe(self)
+                ),
             );
             return None;
         }
@@ -271,14 +303,21 @@ impl Node {
     }
 
     /// One of a fixed set of strings, matched case-sensitively.
-    pub fn one_of<'k>(&self, diagnostics: &mut Diagnostics, allowed: &[&'k str]) -> Option<&'k str> {
+    pub fn one_of<'k>(
+        &self,
+        diagnostics: &mut Diagnostics,
+        allowed: &[&'k str],
+    ) -> Option<&'k str> {
         let text = self.str(diagnostics)?;
         if let Some(found) = allowed.iter().find(|a| **a == text) {
             return Some(found);
         }
         let message = match suggest(text, allowed) {
             Some(meant) => format!("unsupported value `{text}`; did you mean `{meant}`?"),
-            None => format!("unsupported value `{text}`; expected one of: {}", allowed.join(", ")),
+            None => format!(
+                "unsupported value `{text}`; expected one of: {}",
+                allowed.join(", ")
+            ),
         };
         diagnostics.error(self, message);
         None
@@ -294,7 +333,10 @@ impl Node {
             _ => {
                 diagnostics.error(
                     self,
-                    format!("expected a duration such as `1.5s`, found {}", describe(self)),
+                    format!(
+                        "expected a duration such as `1.5s`, found {}",
+                        describe(self)
+                    ),
                 );
                 return None;
             }
@@ -316,7 +358,9 @@ pub fn parse_duration(text: &str) -> Result<SimDuration, String> {
         return Ok(SimDuration::ZERO);
     }
     if trimmed.starts_with('-') {
-        return Err(format!("duration `{text}` is negative; durations must be zero or more"));
+        return Err(format!(
+            "duration `{text}` is negative; durations must be zero or more"
+        ));
     }
     if trimmed.is_empty() {
         return Err("expected a duration such as `1.5s`, found an empty value".to_string());
@@ -329,7 +373,9 @@ pub fn parse_duration(text: &str) -> Result<SimDuration, String> {
             .unwrap_or(rest.len());
         // `e` may start a unit only in no unit we accept, so it is part of the number.
         let (number, tail) = rest.split_at(number_len);
-        let unit_len = tail.find(|c: char| !c.is_ascii_alphabetic() && c != 'µ').unwrap_or(tail.len());
+        let unit_len = tail
+            .find(|c: char| !c.is_ascii_alphabetic() && c != 'µ')
+            .unwrap_or(tail.len());
         let (unit, after) = tail.split_at(unit_len);
         let value: f64 = number.parse().map_err(|_| {
             format!("expected a duration such as `250ms`, `1.5s` or `2m30s`, found `{text}`")
@@ -357,7 +403,9 @@ pub fn parse_duration(text: &str) -> Result<SimDuration, String> {
         rest = after;
     }
     if !total_nanos.is_finite() || total_nanos >= u64::MAX as f64 {
-        return Err(format!("duration `{text}` is too long; the longest is about 584 years"));
+        return Err(format!(
+            "duration `{text}` is too long; the longest is about 584 years"
+        ));
     }
     Ok(SimDuration::from_nanos(total_nanos.round() as u64))
 }
@@ -378,7 +426,10 @@ mod tests {
         let mut diagnostics = Diagnostics::default();
         node.fields(&mut diagnostics, &["backOff", "maxParallelRequests"]);
         let text = diagnostics.to_string();
-        assert!(text.contains("unknown field `backoff`; did you mean `backOff`?"), "{text}");
+        assert!(
+            text.contains("unknown field `backoff`; did you mean `backOff`?"),
+            "{text}"
+        );
         assert!(
             text.contains("unknown field `maxRequests`; did you mean `maxParallelRequests`?"),
             "{text}"
@@ -401,10 +452,15 @@ mod tests {
     fn integers_report_their_range() {
         let node = root("a: -1\nb: 4294967296\nc: 4294967295\nd: \"7\"\n");
         let mut diagnostics = Diagnostics::default();
-        let fields = node.fields(&mut diagnostics, &["a", "b", "c", "d"]).unwrap();
+        let fields = node
+            .fields(&mut diagnostics, &["a", "b", "c", "d"])
+            .unwrap();
         assert_eq!(fields.get("a").unwrap().u32(&mut diagnostics), None);
         assert_eq!(fields.get("b").unwrap().u32(&mut diagnostics), None);
-        assert_eq!(fields.get("c").unwrap().u32(&mut diagnostics), Some(u32::MAX));
+        assert_eq!(
+            fields.get("c").unwrap().u32(&mut diagnostics),
+            Some(u32::MAX)
+        );
         assert_eq!(fields.get("d").unwrap().u64(&mut diagnostics), None);
         assert_eq!(diagnostics.len(), 3);
     }
@@ -413,7 +469,10 @@ mod tests {
     fn enum_values_match_case_sensitively() {
         let node = root("unit: minute\n");
         let mut diagnostics = Diagnostics::default();
-        let unit = node.get("unit").unwrap().one_of(&mut diagnostics, &["Second", "Minute"]);
+        let unit = node
+            .get("unit")
+            .unwrap()
+            .one_of(&mut diagnostics, &["Second", "Minute"]);
         assert_eq!(unit, None);
         assert!(diagnostics.to_string().contains("did you mean `Minute`?"));
     }
