@@ -145,9 +145,9 @@ pub struct VariantSummary {
     pub name: String,
     pub simulated_s: f64,
     pub requests: u64,
-    /// Requests answered before the end of the run.
+    /// Requests with a final response before the end of the run.
     pub completed: u64,
-    /// Requests answered with a 2xx.
+    /// Requests whose final response was a 2xx.
     pub admitted: u64,
     pub admitted_per_s: f64,
     pub rejected_429: u64,
@@ -258,7 +258,7 @@ pub fn jain_index(values: &[f64]) -> Option<f64> {
     Some(sum * sum / (values.len() as f64 * squares))
 }
 
-/// The contents of `compare.json`.
+/// Builds the contents of `compare.json`.
 pub fn json_report(
     scenario_name: &str,
     seed: u64,
@@ -339,7 +339,7 @@ fn round(value: f64, digits: i32) -> f64 {
     (value * scale).round() / scale
 }
 
-/// Where the outputs of a comparison go, and what the runs were.
+/// The output folder of a comparison and the facts its files record.
 pub struct CompareOutputs<'a> {
     pub dir: &'a Path,
     pub scenario_name: &'a str,
@@ -371,6 +371,7 @@ pub fn write_outputs(
         )?;
         written.push(variant_dir);
     }
+
     let csv_path = dir.join("compare.csv");
     report::write_atomic(&csv_path, csv(summaries, outputs.limit_per_s).as_bytes())?;
     let json = json_report(
@@ -385,6 +386,7 @@ pub fn write_outputs(
     report::write_atomic(&json_path, text.as_bytes())?;
     written.push(csv_path);
     written.push(json_path);
+
     charts::write(
         dir,
         outputs.scenario_name,

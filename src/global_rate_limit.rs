@@ -8,7 +8,7 @@
 //! - Envoy sends one call per request with every descriptor the route's
 //!   `rate_limits` produce ([`build_request`]). Entries marked
 //!   `apply_on_stream_done` go in a second call when the stream ends, and
-//!   Envoy does not wait for its answer.
+//!   Envoy does not wait for its response.
 //! - The service finds each descriptor's limit by walking its configuration
 //!   ([`ServiceConfig::find_limit`]). It keys a counter by domain, descriptor
 //!   and window start, aligned to multiples of the unit since the Unix
@@ -18,7 +18,7 @@
 //! - A descriptor is over limit when its counter exceeds
 //!   `requests_per_unit` ([`descriptor_status`]). The call is over limit when
 //!   any descriptor is.
-//! - Envoy turns the answer into continue or 429. An error or a timeout
+//! - Envoy turns the response into continue or 429. An error or a timeout
 //!   becomes continue without a limit (fail open) or 500 (fail closed)
 //!   ([`FilterSettings::decide`]).
 //!
@@ -43,16 +43,16 @@ pub const MAX_HITS_ADDEND: u64 = 1_000_000_000;
 /// When Envoy calls the service.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
-    /// While decoding the request headers. Envoy holds the request until the
-    /// answer or the timeout.
+    /// While decoding the request headers. Envoy pauses the request until the
+    /// response or the timeout.
     Request,
     /// When the stream ends, for `apply_on_stream_done` entries (response
-    /// cost). Envoy does not wait for the answer.
+    /// cost). Envoy does not wait for the response.
     StreamDone,
 }
 
-/// Token counts of one response: what an AI gateway filter writes to
-/// dynamic metadata once the backend has answered.
+/// Token counts of one response, which an AI gateway filter writes to
+/// dynamic metadata once the backend has responded.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TokenUsage {
     pub input: u64,
@@ -80,7 +80,7 @@ pub struct RateLimitRequest {
 ///
 /// A `hits_addend` read from dynamic metadata takes its value from `tokens`
 /// (see [`metadata_tokens`]). Without tokens, which is always the case
-/// before the backend has answered, the metadata is absent and Envoy drops
+/// before the backend has responded, the metadata is absent and Envoy drops
 /// that descriptor, as it does for any `hits_addend` it cannot read.
 pub fn build_request(
     config: &GlobalRateLimit,
@@ -121,8 +121,8 @@ pub fn build_request(
     })
 }
 
-/// The token count stored under dynamic metadata `key`, following the
-/// names Envoy AI Gateway uses (`llm_input_token`, `llm_output_token`,
+/// Returns the token count stored under dynamic metadata `key`, following
+/// the names Envoy AI Gateway uses (`llm_input_token`, `llm_output_token`,
 /// `llm_total_token`). A key containing `input` or `prompt` reads the input
 /// tokens, one containing `total` reads input plus output, and any other key
 /// reads the output tokens.
@@ -137,8 +137,8 @@ pub fn metadata_tokens(key: &str, tokens: TokenUsage) -> u64 {
     }
 }
 
-/// The Redis key of a descriptor's counter in the window that contains
-/// `now_unix_s`: `<prefix><domain>_<key>_<value>_..._<window start>`.
+/// Returns the Redis key of a descriptor's counter in the window that
+/// contains `now_unix_s`: `<prefix><domain>_<key>_<value>_..._<window start>`.
 pub fn cache_key(
     prefix: &str,
     domain: &str,
@@ -192,7 +192,7 @@ pub struct LimitStats {
     pub shadow_mode: u64,
 }
 
-/// What the service does with one descriptor of a call.
+/// The service's plan for one descriptor of a call.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlannedDescriptor {
     /// Index of the matched limit; `None` when no limit applies.
@@ -200,7 +200,7 @@ pub struct PlannedDescriptor {
     /// Redis key of the counter; empty when no limit applies.
     pub key: String,
     pub hits: u64,
-    /// The local over-limit cache holds the key, so Redis is not asked.
+    /// The local over-limit cache contains the key, so Redis is not asked.
     pub cached_over_limit: bool,
 }
 
@@ -211,7 +211,7 @@ pub struct CallPlan {
 }
 
 impl CallPlan {
-    /// Whether any counter has to be incremented, and so Redis asked.
+    /// Returns whether any counter has to be incremented, which needs Redis.
     pub fn needs_redis(&self) -> bool {
         self.descriptors
             .iter()
@@ -219,14 +219,14 @@ impl CallPlan {
     }
 }
 
-/// The answer code of a descriptor or of a whole call.
+/// The response code of a descriptor or of a whole call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Code {
     Ok,
     OverLimit,
 }
 
-/// The status of one descriptor in the service's answer.
+/// The status of one descriptor in the service's response.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DescriptorStatus {
     pub code: Code,
@@ -235,7 +235,7 @@ pub struct DescriptorStatus {
     pub limit_remaining: u32,
 }
 
-/// The service's answer to one call.
+/// The service's response to one call.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServiceResponse {
     /// Over limit when any descriptor is.
@@ -295,10 +295,10 @@ impl ServiceConfig {
     }
 
     /// Finds the limit of a descriptor as the service walks its
-    /// configuration tree: at each level an entry with the request's key and
-    /// value wins over one with the key alone (a `Distinct` level), and the
-    /// limit counts only when it sits at the level of the descriptor's last
-    /// entry. A descriptor longer or shorter than every chain has no limit.
+    /// configuration tree. At each level an entry with the request's key and
+    /// value wins over one with the key alone (a `Distinct` level). A limit
+    /// counts only when it sits at the level of the descriptor's last entry,
+    /// so a descriptor longer or shorter than every chain has no limit.
     pub fn find_limit(&self, domain: &str, entries: &Descriptor) -> Option<usize> {
         let ids = self.domains.get(domain)?;
         let mut candidates: Vec<usize> = ids.clone();
@@ -329,8 +329,8 @@ impl ServiceConfig {
             .find(|id| self.limits[*id].limit.chain.len() == entries.len())
     }
 
-    /// The service's first step for a call at `now_unix_s`: looks up each
-    /// descriptor's limit and key, counts its hits in `total_hits`, and
+    /// Runs the service's first step for a call at `now_unix_s`: looks up
+    /// each descriptor's limit and key, counts its hits in `total_hits`, and
     /// checks the local over-limit cache when there is one.
     pub fn plan(
         &self,
@@ -377,8 +377,8 @@ impl ServiceConfig {
         CallPlan { descriptors }
     }
 
-    /// The service's last step: turns the counter values Redis returned
-    /// (`counts`, one per planned descriptor) into the answer, counts the
+    /// Runs the service's last step: turns the counter values Redis returned
+    /// (`counts`, one per planned descriptor) into the response, counts the
     /// stats, and puts keys that went over their limit in the local cache
     /// for one unit.
     pub fn finish(
@@ -439,7 +439,7 @@ impl ServiceConfig {
         ServiceResponse { code, statuses }
     }
 
-    /// The service's stats by name
+    /// Names the service's stats as the service does
     /// (`ratelimit.service.rate_limit.<stat key>.<counter>`), summed over
     /// its replicas.
     pub fn stats_by_name(&self, stats: &[LimitStats]) -> BTreeMap<String, u64> {
@@ -478,10 +478,10 @@ fn stat_key(domain: &str, limit: &GlobalLimit) -> String {
     key
 }
 
-/// The status of one descriptor whose counter is `after` once its `hits`
-/// were added, with the service's stats: hits past the limit count as
-/// `over_limit`, hits past `NEAR_LIMIT_RATIO` of it as `near_limit`.
-/// A shadow-mode limit answers OK and counts its would-be rejections in
+/// Decides one descriptor whose counter is `after` once its `hits` were
+/// added, and counts the service's stats. Hits past the limit count as
+/// `over_limit`, hits past `NEAR_LIMIT_RATIO` of it as `near_limit`. A
+/// shadow-mode limit returns OK and counts its would-be rejections in
 /// `shadow_mode`.
 pub fn descriptor_status(
     requests_per_unit: u32,
@@ -544,7 +544,7 @@ pub struct Redis {
 impl Redis {
     /// Runs the pipeline of a plan at `now_unix_s`: `INCRBY key hits` and
     /// `EXPIRE key unit` for every descriptor with a limit that the local
-    /// cache did not answer. Returns each descriptor's counter after the
+    /// cache did not decide. Returns each descriptor's counter after the
     /// increment (0 for those not sent).
     pub fn execute(
         &mut self,
@@ -583,7 +583,7 @@ impl Redis {
         value
     }
 
-    /// The current value of a key, 0 when absent or expired.
+    /// Returns the current value of a key, 0 when absent or expired.
     pub fn get(&self, key: &str, now_unix_s: u64) -> u64 {
         match self.counters.get(key) {
             Some((value, expiry)) if *expiry > now_unix_s => *value,
@@ -596,8 +596,9 @@ impl Redis {
         self.peak_keys
     }
 
-    /// Drops expired keys, at most once per second, so memory follows the
-    /// number of live windows rather than the length of the run.
+    /// Drops expired keys, at most once per simulated second, so the keys
+    /// kept are those of the current windows (plus at most one second of
+    /// expired ones), however long the run.
     fn sweep(&mut self, now_unix_s: u64) {
         if now_unix_s < self.next_sweep_s {
             return;
@@ -609,7 +610,7 @@ impl Redis {
 
 /// The service's optional local cache of keys known to be over limit
 /// (`LOCAL_CACHE_SIZE_IN_BYTES` > 0), one per service replica. A cached key
-/// is answered over limit without asking Redis.
+/// is reported over limit without asking Redis.
 #[derive(Debug, Default)]
 pub struct LocalCache {
     /// Expiry (Unix seconds) by key.
@@ -642,13 +643,13 @@ impl LocalCache {
     }
 }
 
-/// What Envoy does with a call's outcome.
+/// The outcome of a call as the filter sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CallResult {
     Ok,
     OverLimit,
     /// The call failed or timed out: the service was unreachable, Redis
-    /// failed, or no answer came before the filter's timeout.
+    /// failed, or no response came before the filter's timeout.
     Error,
 }
 

@@ -186,12 +186,12 @@ pub(crate) enum Event {
     RedisExecute {
         call: Handle,
     },
-    /// Redis's answer reached the service replica.
-    RedisAnswer {
+    /// Redis's response reached the service replica.
+    RedisResponse {
         call: Handle,
     },
     /// The result of a call reached the Envoy filter waiting for it.
-    RateLimitAnswer {
+    RateLimitResponse {
         request: Handle,
         call: Handle,
         result: CallResult,
@@ -400,12 +400,12 @@ impl<'s> World<'s> {
             Event::ResponseAtClient { request, status } => self.response_at_client(request, status),
             Event::RateLimitCallArrive { call } => self.rate_limit_call_arrive(call),
             Event::RedisExecute { call } => self.redis_execute(call),
-            Event::RedisAnswer { call } => self.redis_answer(call),
-            Event::RateLimitAnswer {
+            Event::RedisResponse { call } => self.redis_response(call),
+            Event::RateLimitResponse {
                 request,
                 call,
                 result,
-            } => self.rate_limit_answer(request, call, result),
+            } => self.rate_limit_response(request, call, result),
             Event::RateLimitTimeout { request, call } => self.rate_limit_timeout(request, call),
         }
     }

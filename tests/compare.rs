@@ -3,6 +3,7 @@
 //! figures of the comparison and its output files.
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use trafficsim::compare::{self, VariantRun};
 use trafficsim::scenario;
@@ -25,15 +26,21 @@ fn run_shipped(threads: usize) -> Vec<VariantRun> {
     compare::run_variants(loaded, base.seed, threads)
 }
 
+/// The shipped comparison run once on two threads, shared by the tests.
+fn shipped_runs() -> &'static [VariantRun] {
+    static RUNS: OnceLock<Vec<VariantRun>> = OnceLock::new();
+    RUNS.get_or_init(|| run_shipped(2))
+}
+
 #[test]
 fn shipped_scenario_compares_local_and_global() {
-    let runs = run_shipped(2);
+    let runs = shipped_runs();
     let names: Vec<&str> = runs.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, ["local", "global"]);
     let local = compare::summarize(&runs[0]);
     let global = compare::summarize(&runs[1]);
 
-    // Each replica sees a fifth of each user's 300 a minute: no local 429.
+    // Each replica gets a fifth of each user's 300 a minute: no local 429.
     assert_eq!(local.rejected_429, 0);
     assert_eq!(local.admitted, local.completed);
 
@@ -53,7 +60,7 @@ fn shipped_scenario_compares_local_and_global() {
 
 #[test]
 fn unlimited_requests_fall_in_the_redis_outage() {
-    let runs = run_shipped(2);
+    let runs = shipped_runs();
     let report = runs[1]
         .output
         .global_rate_limit
@@ -70,7 +77,7 @@ fn unlimited_requests_fall_in_the_redis_outage() {
 
 #[test]
 fn variants_share_client_draws() {
-    let runs = run_shipped(2);
+    let runs = shipped_runs();
     let users = |run: &VariantRun| -> Vec<u64> {
         compare::summarize(run)
             .users
@@ -85,17 +92,17 @@ fn variants_share_client_draws() {
 #[test]
 fn thread_count_does_not_change_results() {
     let one = run_shipped(1);
-    let two = run_shipped(2);
+    let two = shipped_runs();
     let csv = |runs: &[VariantRun]| {
         let summaries: Vec<_> = runs.iter().map(compare::summarize).collect();
         compare::csv(&summaries, Some(2000.0 / 60.0))
     };
-    assert_eq!(csv(&one), csv(&two));
+    assert_eq!(csv(&one), csv(two));
 }
 
 #[test]
 fn outputs_are_written() {
-    let runs = run_shipped(2);
+    let runs = shipped_runs();
     let summaries: Vec<_> = runs.iter().map(compare::summarize).collect();
     let dir = std::env::temp_dir().join(format!("trafficsim-compare-{}", std::process::id()));
     let outputs = compare::CompareOutputs {
@@ -105,7 +112,7 @@ fn outputs_are_written() {
         limit_per_s: Some(2000.0 / 60.0),
         tool_version: "test",
     };
-    compare::write_outputs(&outputs, &runs, &summaries).unwrap();
+    compare::write_outputs(&outputs, runs, &summaries).unwrap();
     let csv = std::fs::read_to_string(dir.join("compare.csv")).unwrap();
     assert_eq!(csv.lines().count(), 3);
     assert!(csv.lines().nth(2).unwrap().starts_with("global,"));

@@ -1,7 +1,7 @@
 //! Global rate limiting end to end: Envoy's ratelimit filter, the rate limit
 //! service and Redis, through small scenarios with inline manifests.
 //! Expectations follow envoyproxy/ratelimit's fixed windows and Envoy
-//! 1.40's filter (20 ms timeout, fail open unless told otherwise).
+//! 1.40's filter (20 ms timeout, fail open unless configured otherwise).
 
 use std::path::{Path, PathBuf};
 
@@ -26,8 +26,8 @@ const GATEWAY: &str = "
           backendRefs: [{name: backend, port: 8080}]
 ";
 
-/// A policy on the `api` route with the given `rateLimit` body, indented
-/// for the policy's `rateLimit:` key.
+/// Builds a policy on the `api` route with the given `rateLimit` body,
+/// indented for the policy's `rateLimit:` key.
 fn policy(rate_limit: &str) -> String {
     format!(
         "
@@ -86,8 +86,9 @@ backends:
     service_time: 5ms
 ";
 
-/// One route limited to 10 a minute; one client sends 10 requests in the
-/// last second of a minute and 10 in the first second of the next.
+/// Writes a scenario with one route limited to 10 a minute. Its client
+/// sends 10 requests in the last second of a minute and 10 in the first
+/// second of the next.
 fn boundary_burst() -> PathBuf {
     let rules = "        local:
           rules:
@@ -144,7 +145,8 @@ fn window_edges_follow_the_wall_clock() {
     assert_eq!(status_count(&global, 429), 10);
 }
 
-/// 100 a minute on one route, 1000 a minute offered for 30 minutes.
+/// Writes a scenario with 100 a minute on one route and 1000 a minute
+/// offered for 30 minutes.
 fn steady_overload() -> PathBuf {
     let rules = "        local:
           rules:
@@ -271,8 +273,9 @@ fn summary_counts_requests_passed_unlimited() {
     assert_eq!(summary["global_rate_limit"]["passed_unlimited"], 50);
 }
 
-/// A route to an LLM limited to `budget` tokens a minute, charged from
-/// the response's token count, and an agent that loops on it.
+/// Loads a scenario with a route to an LLM limited to `budget` tokens a
+/// minute, charged from the response's token count, and an agent that
+/// loops on it.
 fn token_budget(budget: u32) -> Scenario {
     let rules = format!(
         "        global:

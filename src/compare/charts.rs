@@ -123,6 +123,7 @@ impl RunSeries {
             outcomes.ok_2xx.len()
         };
         outcomes.ok_2xx.truncate(buckets);
+
         let mut p99_ms: Vec<Option<f64>> = vec![None; buckets];
         for row in &run.output.metrics.rows {
             let index = (row.bucket as usize).min(buckets.saturating_sub(1));
@@ -130,12 +131,14 @@ impl RunSeries {
                 *slot = Some(slot.map_or(latency.p99, |p| p.max(latency.p99)));
             }
         }
+
         let mut cumulative_spend_usd = vec![0.0; buckets];
         for (_, client) in &spend.clients {
             for (total, value) in cumulative_spend_usd.iter_mut().zip(client.iter()) {
                 *total += value;
             }
         }
+
         let mut passed_unlimited_per_s = vec![0.0; buckets];
         if let Some(global) = &run.output.global_rate_limit {
             for (index, count) in global.passed_unlimited_per_bucket.iter().enumerate() {
@@ -156,7 +159,7 @@ impl RunSeries {
     }
 }
 
-/// A line with one point per bucket, at the bucket's start.
+/// Builds a line with one point per bucket, at the bucket's start.
 fn line(name: &str, bucket_s: f64, values: &[f64]) -> LineSeries {
     LineSeries {
         name: name.to_string(),
@@ -169,7 +172,7 @@ fn line(name: &str, bucket_s: f64, values: &[f64]) -> LineSeries {
     }
 }
 
-/// A line of running totals, with each bucket's total at the bucket's end.
+/// Builds a line of running totals, each bucket's total at its end.
 fn cumulative_line(name: &str, bucket_s: f64, totals: &[f64]) -> LineSeries {
     let start = std::iter::once((0.0, 0.0));
     let ends = totals

@@ -50,7 +50,7 @@ pub fn csv(summaries: &[VariantSummary], limit_per_s: Option<f64>) -> String {
     text
 }
 
-/// The table printed after a comparison, one row per variant.
+/// Formats the table printed after a comparison, one row per variant.
 pub fn human_table(summaries: &[VariantSummary], limit_per_s: Option<f64>) -> String {
     let mut header = vec![
         "variant",

@@ -156,8 +156,8 @@ fn nested_minute_limit_over_vector() {
 
 #[test]
 fn check_only_hits_addend_vector() {
-    // An hour limit checked with hits_addend 0 is over limit at 11 of 10
-    // although nothing was added; the day limit with one hit counts it.
+    // An hour limit checked with hits_addend 0 is over limit at 11 of 10,
+    // although nothing was added. The day limit with one hit counts it.
     let mut stats = LimitStats::default();
     let hour = descriptor_status(10, false, 11, 0, &mut stats);
     assert_eq!(hour.code, Code::OverLimit);
@@ -225,7 +225,7 @@ fn local_cache_answers_without_redis() {
         let response = service.finish(&plan, &counts, Some(&mut cache), &mut stats, now);
         assert_eq!(response.code, expected);
     }
-    // The key went over at 1231: the next call is answered from the cache.
+    // The key went over at 1231, so the next call is decided by the cache.
     let plan = service.plan(&request, 1232, Some(&cache), &mut stats);
     assert!(!plan.needs_redis());
     let response = service.finish(&plan, &[0], Some(&mut cache), &mut stats, 1232);
@@ -241,7 +241,7 @@ fn local_cache_answers_without_redis() {
 #[test]
 fn fixed_window_admits_twice_across_a_boundary() {
     // 10 per minute: ten hits in the last second of a window and ten in
-    // the first second of the next all pass; the eleventh in a window does
+    // the first second of the next all pass. The eleventh in a window does
     // not.
     let service = ServiceConfig::from_configs([&config(
         "d",
@@ -269,7 +269,7 @@ fn fixed_window_admits_twice_across_a_boundary() {
 }
 
 #[test]
-fn lookup_prefers_value_then_key_and_needs_full_depth() {
+fn lookup_prefers_value_over_key() {
     let service = ServiceConfig::from_configs([&config(
         "d",
         vec![

@@ -9,7 +9,7 @@
 
 use crate::yaml::{Node, Value};
 
-/// Which rate limit every policy uses.
+/// The rate limit every policy is rewritten to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RateLimitMode {
     /// Token buckets in each Envoy replica.

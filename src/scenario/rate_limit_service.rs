@@ -19,9 +19,10 @@ pub struct RateLimitServiceSpec {
     pub network_latency: SimDuration,
     /// Seconds a replica spends on one call, apart from waiting for Redis.
     pub service_time: Dist,
-    /// Envoy's deadline for an answer; Envoy Gateway's default is 20 ms.
+    /// Envoy's deadline for the service's response; Envoy Gateway's default
+    /// is 20 ms.
     pub timeout: SimDuration,
-    /// Answer 500 when the call fails, instead of letting the request
+    /// Reject with 500 when the call fails, instead of letting the request
     /// through without a limit.
     pub fail_closed: bool,
     /// The service's local cache of keys known to be over limit.
@@ -31,12 +32,12 @@ pub struct RateLimitServiceSpec {
     pub redis: RedisSpec,
 }
 
-/// The Redis that holds the counters of every service replica.
+/// The Redis that stores the counters of every service replica.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RedisSpec {
     /// One-way network latency between a service replica and Redis.
     pub network_latency: SimDuration,
-    /// Seconds Redis takes to answer one pipeline.
+    /// Seconds Redis takes to run one pipeline.
     pub service_time: Dist,
     /// Fault windows (`down`, `slow` or `partition`).
     pub faults: Vec<Fault>,
@@ -56,10 +57,10 @@ pub struct Fault {
 pub enum FaultKind {
     /// Refuses connections: every call or pipeline fails at once.
     Down,
-    /// Answers `delay` later than usual.
+    /// Responds `delay` later than usual.
     Slow { delay: SimDuration },
     /// Redis only: the listed service replicas cannot reach Redis, so their
-    /// pipelines get no answer until the service's own Redis timeout.
+    /// pipelines get no response until the service's own Redis timeout.
     Partition,
 }
 
@@ -74,7 +75,8 @@ impl FaultKind {
 }
 
 impl Fault {
-    /// Whether the fault is active at `at` for service replica `replica`.
+    /// Returns whether the fault is active at `at` for service replica
+    /// `replica`.
     pub fn applies(&self, at: SimDuration, replica: u32) -> bool {
         at >= self.from
             && at < self.to
@@ -257,6 +259,7 @@ fn read_fault(
         None => Some(Vec::new()),
     };
     let (kind_name, from, to, replicas) = (kind_name?, from?, to?, replicas?);
+
     if to <= from {
         diagnostics.error(
             node,
@@ -264,30 +267,7 @@ fn read_fault(
         );
         return None;
     }
-    let kind = match (kind_name, delay) {
-        ("slow", Some((_, Some(delay)))) if !delay.is_zero() => FaultKind::Slow { delay },
-        ("slow", Some((_, None))) => return None,
-        ("slow", Some((n, Some(_)))) => {
-            diagnostics.error(n, "a slow fault needs a `delay` longer than zero");
-            return None;
-        }
-        ("slow", None) => {
-            diagnostics.error(
-                node,
-                "a slow fault needs `delay`, the time added to each answer",
-            );
-            return None;
-        }
-        (_, Some((n, _))) => {
-            diagnostics.error(
-                n,
-                format!("`delay` applies only to slow faults, not {kind_name}"),
-            );
-            return None;
-        }
-        ("down", None) => FaultKind::Down,
-        (_, None) => FaultKind::Partition,
-    };
+    let kind = fault_kind(node, kind_name, delay, diagnostics)?;
     if kind == FaultKind::Partition && replicas.is_empty() && fields.has("replicas") {
         diagnostics.error(node, "a partition needs at least one replica in `replicas`");
         return None;
@@ -298,6 +278,40 @@ fn read_fault(
         kind,
         replicas,
     })
+}
+
+/// Builds the kind of a fault from its `kind` and its `delay`, which only
+/// a slow fault takes.
+fn fault_kind(
+    node: &Node,
+    kind_name: &str,
+    delay: Option<(&Node, Option<SimDuration>)>,
+    diagnostics: &mut Diagnostics,
+) -> Option<FaultKind> {
+    match (kind_name, delay) {
+        ("slow", Some((_, Some(delay)))) if !delay.is_zero() => Some(FaultKind::Slow { delay }),
+        ("slow", Some((_, None))) => None,
+        ("slow", Some((n, Some(_)))) => {
+            diagnostics.error(n, "a slow fault needs a `delay` longer than zero");
+            None
+        }
+        ("slow", None) => {
+            diagnostics.error(
+                node,
+                "a slow fault needs `delay`, the time added to each response",
+            );
+            None
+        }
+        (_, Some((n, _))) => {
+            diagnostics.error(
+                n,
+                format!("`delay` applies only to slow faults, not {kind_name}"),
+            );
+            None
+        }
+        ("down", None) => Some(FaultKind::Down),
+        (_, None) => Some(FaultKind::Partition),
+    }
 }
 
 fn read_replicas(node: &Node, count: u32, diagnostics: &mut Diagnostics) -> Option<Vec<u32>> {

@@ -21,7 +21,7 @@ pub struct Variant {
     pub overrides: Vec<Override>,
 }
 
-/// Whether `name` can name a variant: it becomes a folder name.
+/// Returns whether `name` can name a variant, which becomes a folder name.
 pub fn is_valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 100

@@ -48,7 +48,7 @@ pub(crate) struct Request {
     /// Set once the request reaches the router.
     pub router: Option<RouterState>,
     pub global: GlobalFilterState,
-    /// Token counts of the backend's 2xx answer, for response cost.
+    /// Token counts of the backend's 2xx response, for response cost.
     pub response_tokens: Option<TokenUsage>,
 }
 

@@ -3,10 +3,10 @@
 //!
 //! A call from a filter crosses the network to one service replica. The
 //! replica plans it after its service time and sends one pipeline to
-//! Redis, which runs it after its own service time. The answer travels
+//! Redis, which runs it after its own service time. The response travels
 //! back the same way. Fault windows apply when a call reaches its replica
 //! and when a pipeline is sent to and reaches Redis. Envoy waits for the
-//! answer or its timeout, whichever comes first. The service finishes its
+//! response or its timeout, whichever comes first. The service finishes its
 //! work either way, so counters still grow after Envoy has given up, as in
 //! the real system.
 //!
@@ -27,8 +27,8 @@ use crate::rng::{Stream, Streams};
 use crate::scenario::{FaultKind, Scenario};
 use crate::time::{SimDuration, SimTime};
 
-/// How long the service waits for Redis before it answers with an error:
-/// its `REDIS_TIMEOUT` default.
+/// Time the service waits for Redis before it returns an error: its
+/// `REDIS_TIMEOUT` default.
 const REDIS_TIMEOUT: SimDuration = SimDuration::from_secs(10);
 
 /// The per-request state of the global rate limit filters.
@@ -45,20 +45,20 @@ pub(crate) struct GlobalFilterState {
     pub unlimited: bool,
 }
 
-/// What a global rate limit did over a run.
+/// Counts of a run's global rate limit calls and their outcomes.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct GlobalRateLimitReport {
     /// Calls Envoy made while holding a request.
     pub calls: u64,
     /// Calls Envoy made when a stream ended (response cost).
     pub stream_done_calls: u64,
-    /// Answers that let the request continue.
+    /// Responses that let the request continue.
     pub ok: u64,
-    /// Answers over the limit: requests rejected with 429.
+    /// Responses over the limit: requests rejected with 429.
     pub over_limit: u64,
     /// Calls that failed or timed out.
     pub error: u64,
-    /// Of `error`, calls with no answer before the filter's timeout.
+    /// Of `error`, calls with no response before the filter's timeout.
     pub timeouts: u64,
     /// Failed calls whose request went on without the limit (fail open).
     pub failure_mode_allowed: u64,
@@ -77,7 +77,7 @@ pub struct GlobalRateLimitReport {
 
 /// One call between Envoy and the service.
 struct Call {
-    /// The request waiting for the answer; `None` for a stream-done call.
+    /// The request waiting for the response; `None` for a stream-done call.
     request: Option<Handle>,
     service_replica: u32,
     message: RateLimitRequest,
@@ -140,12 +140,13 @@ impl RateLimitService {
         }
     }
 
-    /// The service's wall clock at simulated time `now`, in Unix seconds.
+    /// Converts simulated time `now` to the service's wall clock, in Unix
+    /// seconds.
     fn unix_s(&self, now: SimTime) -> u64 {
         self.start_unix_s + now.as_nanos() / 1_000_000_000
     }
 
-    /// The run's totals, or `None` when no route has a global limit.
+    /// Returns the run's totals, or `None` when no route has a global limit.
     pub fn report(&self) -> Option<GlobalRateLimitReport> {
         if !self.enabled {
             return None;
@@ -157,8 +158,9 @@ impl RateLimitService {
     }
 }
 
-/// The route's global rate limit filter number `index`, in Envoy Gateway's
-/// order: the listener's filter, then one per policy with `shared` rules.
+/// Returns the route's global rate limit filter number `index`, in Envoy
+/// Gateway's order: the listener's filter, then one per policy with
+/// `shared` rules.
 pub(crate) fn global_filter(route: &Route, index: u32) -> Option<&GlobalRateLimit> {
     route
         .global_rate_limit
@@ -167,9 +169,10 @@ pub(crate) fn global_filter(route: &Route, index: u32) -> Option<&GlobalRateLimi
         .nth(index as usize)
 }
 
-/// A note for each route whose request cost is read from dynamic metadata:
-/// nothing writes that metadata before the backend answers, so Envoy drops
-/// the descriptor and the rule limits nothing on the request path.
+/// Writes a note for each route whose request cost is read from dynamic
+/// metadata. Nothing writes that metadata before the backend responds, so
+/// Envoy drops the descriptor and the rule limits nothing on the request
+/// path.
 pub(crate) fn startup_notes(scenario: &Scenario) -> Vec<String> {
     let mut notes = Vec::new();
     for route in &scenario.gateway.routes {
@@ -240,8 +243,9 @@ impl World<'_> {
         self.router_start(handle);
     }
 
-    /// The stream of a request ended: filters whose request phase ran send
-    /// their `apply_on_stream_done` descriptors, without waiting.
+    /// Sends the `apply_on_stream_done` descriptors of every filter whose
+    /// request phase ran, when the request's stream ends. Nothing waits for
+    /// these calls.
     pub(super) fn global_stream_done(&mut self, handle: Handle) {
         let scenario = self.scenario;
         let Some(request) = self.proxies.requests.get(handle) else {
@@ -302,8 +306,8 @@ impl World<'_> {
         }
     }
 
-    /// A call reached its service replica: the replica plans it, then
-    /// answers at once or sends the pipeline to Redis.
+    /// Handles a call reaching its service replica: the replica plans it,
+    /// then responds at once or sends the pipeline to Redis.
     pub(super) fn rate_limit_call_arrive(&mut self, call: Handle) {
         let scenario = self.scenario;
         let spec = &scenario.rate_limit_service;
@@ -322,7 +326,7 @@ impl World<'_> {
             match fault.kind {
                 // A refused connection fails the call at once.
                 FaultKind::Down => {
-                    self.answer(call, CallResult::Error, spec.network_latency);
+                    self.respond(call, CallResult::Error, spec.network_latency);
                     return;
                 }
                 FaultKind::Slow { delay } => extra = extra + delay,
@@ -350,7 +354,7 @@ impl World<'_> {
                 &mut service.stats,
                 unix_s,
             );
-            self.answer(
+            self.respond(
                 call,
                 response.code.into(),
                 processing + spec.network_latency,
@@ -367,7 +371,7 @@ impl World<'_> {
             .any(|f| f.kind == FaultKind::Partition && f.applies(sent_at, replica));
         if partitioned {
             let give_up = processing + REDIS_TIMEOUT + spec.network_latency;
-            self.answer(call, CallResult::Error, give_up);
+            self.respond(call, CallResult::Error, give_up);
             return;
         }
         let arrives_at = sent_at + redis.network_latency;
@@ -380,7 +384,7 @@ impl World<'_> {
             match fault.kind {
                 FaultKind::Down => {
                     let refused = processing + redis.network_latency + redis.network_latency;
-                    self.answer(call, CallResult::Error, refused + spec.network_latency);
+                    self.respond(call, CallResult::Error, refused + spec.network_latency);
                     return;
                 }
                 FaultKind::Slow { delay } => redis_extra = redis_extra + delay,
@@ -394,7 +398,7 @@ impl World<'_> {
         );
     }
 
-    /// Redis runs a call's pipeline: every counter is incremented.
+    /// Runs a call's pipeline on Redis: every counter is incremented.
     pub(super) fn redis_execute(&mut self, call: Handle) {
         let now = self.now();
         let service = &mut self.rate_limit_service;
@@ -404,11 +408,12 @@ impl World<'_> {
         };
         state.counts = service.redis.execute(&service.config, &state.plan, unix_s);
         let latency = self.scenario.rate_limit_service.redis.network_latency;
-        self.schedule_in(latency, Event::RedisAnswer { call });
+        self.schedule_in(latency, Event::RedisResponse { call });
     }
 
-    /// Redis's answer reached the service replica, which answers Envoy.
-    pub(super) fn redis_answer(&mut self, call: Handle) {
+    /// Handles Redis's response at the service replica, which responds to
+    /// Envoy.
+    pub(super) fn redis_response(&mut self, call: Handle) {
         let now = self.now();
         let service = &mut self.rate_limit_service;
         let unix_s = service.unix_s(now);
@@ -426,19 +431,19 @@ impl World<'_> {
             unix_s,
         );
         let latency = self.scenario.rate_limit_service.network_latency;
-        self.answer(call, response.code.into(), latency);
+        self.respond(call, response.code.into(), latency);
     }
 
-    /// Ends a call at the service; its result reaches Envoy after `delay`
+    /// Ends a call at the service. Its result reaches Envoy after `delay`
     /// when a request waits for it.
-    fn answer(&mut self, call: Handle, result: CallResult, delay: SimDuration) {
+    fn respond(&mut self, call: Handle, result: CallResult, delay: SimDuration) {
         let Some(state) = self.rate_limit_service.calls.remove(call) else {
             return;
         };
         if let Some(request) = state.request {
             self.schedule_in(
                 delay,
-                Event::RateLimitAnswer {
+                Event::RateLimitResponse {
                     request,
                     call,
                     result,
@@ -447,7 +452,7 @@ impl World<'_> {
         }
     }
 
-    pub(super) fn rate_limit_answer(&mut self, handle: Handle, call: Handle, result: CallResult) {
+    pub(super) fn rate_limit_response(&mut self, handle: Handle, call: Handle, result: CallResult) {
         if self.take_waiting(handle, call) {
             self.filter_result(handle, result);
         }
@@ -460,8 +465,9 @@ impl World<'_> {
         }
     }
 
-    /// Stops the request waiting for `call`; false when it no longer was
-    /// (the answer came after the timeout, or the other way round).
+    /// Stops the request waiting for `call`. Returns false when it no longer
+    /// was, because the response came after the timeout or the other way
+    /// round.
     fn take_waiting(&mut self, handle: Handle, call: Handle) -> bool {
         let Some(request) = self.proxies.requests.get_mut(handle) else {
             return false;
@@ -473,7 +479,7 @@ impl World<'_> {
         true
     }
 
-    /// Envoy's filter acts on a call's result: the request goes on, or
+    /// Applies a call's result in Envoy's filter: the request goes on, or
     /// gets a local reply.
     fn filter_result(&mut self, handle: Handle, result: CallResult) {
         let scenario = self.scenario;
