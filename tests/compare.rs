@@ -165,3 +165,31 @@ fn bad_variant_value_is_reported_with_its_path() {
         "{text}"
     );
 }
+
+#[test]
+fn replica_count_keeps_client_draws() {
+    // Random spread and per-request worker choices draw from their own
+    // streams, so changing the replica count changes no client's requests.
+    let args: Vec<String> = [
+        "r1:envoy.replicas=1",
+        "r1:envoy.spread=random",
+        "r1:duration=2m",
+        "r3:envoy.replicas=3",
+        "r3:envoy.spread=random",
+        "r3:duration=2m",
+    ]
+    .iter()
+    .map(|arg| arg.to_string())
+    .collect();
+    let variants = compare::variants_from_args(&args).unwrap();
+    let loaded = compare::load_variants(&shipped(), &variants).unwrap();
+    let runs = compare::run_variants(loaded, 1, 2);
+    let requests = |run: &VariantRun| -> Vec<u64> {
+        compare::summarize(run)
+            .users
+            .iter()
+            .map(|user| user.requests)
+            .collect()
+    };
+    assert_eq!(requests(&runs[0]), requests(&runs[1]));
+}
