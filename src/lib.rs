@@ -9,6 +9,7 @@ pub mod conn_pool;
 pub mod descriptor;
 pub mod dist;
 pub mod engine;
+pub mod fuzz_entry;
 pub mod gateway;
 pub mod global_rate_limit;
 pub mod load_balancer;
