@@ -33,8 +33,9 @@ fn five_replicas(c: &mut Criterion) {
     });
 }
 
-/// The shipped comparison's global variant: 10 minutes of 20 users at 5
-/// requests per second, each through the rate limit service and Redis.
+/// Measures the shipped comparison's global variant: 10 minutes of 20
+/// users at 5 requests per second, each through the rate limit service and
+/// Redis.
 fn global_rate_limit(c: &mut Criterion) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/local-vs-global.yaml");
     let global = match trafficsim::overrides::parse("rate_limit_mode=global") {

@@ -643,7 +643,7 @@ impl LocalCache {
     }
 }
 
-/// The outcome of a call as the filter sees it.
+/// The outcome of a call, as the filter acts on it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CallResult {
     Ok,

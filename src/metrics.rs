@@ -57,7 +57,7 @@ pub struct GroupMetrics {
     /// Final status seen by the client, per status code.
     pub statuses: BTreeMap<u16, u64>,
     pub latency: Histogram<u64>,
-    /// Latency of the requests answered with a 2xx only.
+    /// Latency of the requests whose final status was a 2xx.
     pub latency_2xx: Histogram<u64>,
     /// Attempts that reached a backend: first attempts and retries.
     pub backend_first_attempts: u64,

@@ -155,7 +155,7 @@ pub fn summary(scenario: &Scenario, output: &RunOutput) -> Value {
     })
 }
 
-/// What the global rate limit filters and the rate limit service did.
+/// Builds the `global_rate_limit` object of `summary.json`.
 fn global_rate_limit_json(report: &GlobalRateLimitReport) -> Value {
     let mut service_stats = Map::new();
     for (name, value) in &report.service_stats {
@@ -343,8 +343,8 @@ fn statuses_line(statuses: &std::collections::BTreeMap<u16, u64>) -> String {
         .join(", ")
 }
 
-/// One line on the global rate limit: answers, errors, and how many
-/// requests passed without their limit because a call failed.
+/// Formats the summary line of the global rate limit: responses, errors,
+/// and how many requests passed without their limit because a call failed.
 fn global_rate_limit_line(report: &GlobalRateLimitReport) -> String {
     let mut line = format!(
         "global rate limit: {} calls, {} ok, {} over limit, {} errors",

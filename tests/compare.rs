@@ -26,7 +26,8 @@ fn run_shipped(threads: usize) -> Vec<VariantRun> {
     compare::run_variants(loaded, base.seed, threads)
 }
 
-/// The shipped comparison run once on two threads, shared by the tests.
+/// Runs the shipped comparison once, on two threads, for every test that
+/// reads it.
 fn shipped_runs() -> &'static [VariantRun] {
     static RUNS: OnceLock<Vec<VariantRun>> = OnceLock::new();
     RUNS.get_or_init(|| run_shipped(2))

@@ -244,7 +244,7 @@ impl Proxies {
         notes
     }
 
-    /// The stats of one cluster in one replica.
+    /// Returns the stats of one cluster in one replica.
     pub(super) fn cluster_stats(&mut self, replica: u32, cluster: usize) -> &mut ClusterStats {
         &mut self.replicas[replica as usize].clusters[cluster].stats
     }
