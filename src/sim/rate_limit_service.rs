@@ -391,6 +391,10 @@ impl World<'_> {
                 FaultKind::Partition => {}
             }
         }
+        // NOTE: neither Redis nor a service replica queues work: each takes
+        // its own service time whatever the load, so their saturation, and
+        // the circuit breaker of Envoy's cluster for the service, are not
+        // simulated.
         let redis_time = sample(&redis.service_time, &mut service.redis_rng) + redis_extra;
         self.schedule_in(
             processing + redis.network_latency + redis_time,
