@@ -4,6 +4,7 @@
 pub mod chart;
 pub mod circuit_breaker;
 pub mod client_retry;
+pub mod compare;
 pub mod confidence;
 pub mod conn_pool;
 pub mod descriptor;
@@ -11,6 +12,7 @@ pub mod dist;
 pub mod engine;
 pub mod fuzz_entry;
 pub mod gateway;
+pub mod global_rate_limit;
 pub mod load_balancer;
 pub mod local_rate_limit;
 pub mod manifest;

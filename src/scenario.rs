@@ -9,15 +9,23 @@
 
 mod backend;
 mod client;
+mod rate_limit_mode;
+mod rate_limit_service;
 mod sweep;
 mod trace;
+mod variants;
 
 pub use backend::{BackendWindow, EndpointFailure, Overload};
 pub use client::{
     BackoffKind, ClientKind, ClientRetries, ClientSpec, Connection, OpenArrival, RequestTemplate,
 };
+pub use rate_limit_mode::RateLimitMode;
+pub use rate_limit_service::{Fault, FaultKind, RateLimitServiceSpec, RedisSpec};
 pub use sweep::{DEFAULT_METRICS, Goal, Parameter, SweepMetric, SweepSpec, expand_range};
 pub use trace::{TraceColumns, TraceRow, parse_trace, read_trace};
+pub use variants::{
+    CompareSpec, Variant, is_valid_name as is_valid_variant_name, parse_cli_override,
+};
 
 use std::path::{Path, PathBuf};
 
@@ -46,6 +54,12 @@ pub struct Scenario {
     pub backends: Vec<BackendSpec>,
     pub clients: Vec<ClientSpec>,
     pub gateway: GatewayModel,
+    /// The rate limit service and Redis behind global rate limits.
+    pub rate_limit_service: RateLimitServiceSpec,
+    /// Set when every policy's rate limit was rewritten to this mode.
+    pub rate_limit_mode: Option<RateLimitMode>,
+    /// Variants for `trafficsim compare`, from the `compare:` section.
+    pub compare: Option<CompareSpec>,
     /// Manifest paths read, as written, for the run manifest.
     pub manifest_sources: Vec<String>,
     pub output: OutputSpec,
@@ -192,12 +206,15 @@ const TOP_FIELDS: &[&str] = &[
     "duration",
     "start_time",
     "envoy",
+    "rate_limit_service",
+    "rate_limit_mode",
     "manifests",
     "backends",
     "clients",
     "output",
     "limits",
     "sweep",
+    "compare",
 ];
 
 /// Reads and validates a scenario file and everything it references.
@@ -313,6 +330,22 @@ fn read_scenario(
         Some(node) => read_limits(node, diagnostics),
         None => Some(Limits::default()),
     };
+    let rate_limit_service = match fields.get("rate_limit_service") {
+        Some(node) => rate_limit_service::read(node, diagnostics),
+        None => Some(RateLimitServiceSpec::default()),
+    };
+    let rate_limit_mode = match fields.get("rate_limit_mode") {
+        Some(node) => match node.one_of(diagnostics, &["local", "global"]) {
+            Some("local") => Some(Some(RateLimitMode::Local)),
+            Some(_) => Some(Some(RateLimitMode::Global)),
+            None => None,
+        },
+        None => Some(None),
+    };
+    let compare = match fields.get("compare") {
+        Some(node) => variants::read_compare(node, diagnostics).map(Some),
+        None => Some(None),
+    };
     let sweep = match fields.get("sweep") {
         Some(node) => sweep::read_sweep(node, diagnostics).map(Some),
         None => Some(None),
@@ -326,18 +359,20 @@ fn read_scenario(
         .and_then(|node| client::read_clients(node, path, diagnostics));
 
     let mut manifest_sources = Vec::new();
-    let gateway = match fields.require("manifests", diagnostics) {
-        Some(node) => read_manifests(
-            node,
-            path,
-            object_overrides,
-            &mut manifest_sources,
-            diagnostics,
-        ),
-        None => None,
+    let gateway = match (fields.require("manifests", diagnostics), rate_limit_mode) {
+        (Some(node), Some(mode)) => {
+            let edits = ManifestEdits {
+                overrides: object_overrides,
+                mode,
+            };
+            read_manifests(node, path, &edits, &mut manifest_sources, diagnostics)
+        }
+        _ => None,
     };
 
     let (envoy, output, limits, sweep) = (envoy?, output?, limits?, sweep?);
+    let (rate_limit_service, rate_limit_mode, compare) =
+        (rate_limit_service?, rate_limit_mode?, compare?);
     let (backends, clients, gateway) = (backends?, clients?, gateway?);
     check_backend_references(&gateway, &backends, root, diagnostics);
     check_endless_clients(&clients, duration, root, diagnostics);
@@ -352,6 +387,9 @@ fn read_scenario(
         backends,
         clients,
         gateway,
+        rate_limit_service,
+        rate_limit_mode,
+        compare,
         manifest_sources,
         output,
         limits,
@@ -730,12 +768,19 @@ fn read_cost(node: &Node, diagnostics: &mut Diagnostics) -> Option<CostModel> {
     })
 }
 
+/// What is changed in the manifests before they are read: object
+/// overrides, then the rate limit mode.
+struct ManifestEdits<'a> {
+    overrides: &'a [&'a Override],
+    mode: Option<RateLimitMode>,
+}
+
 /// Reads `manifests:`: paths (files or folders, relative to the scenario)
 /// and inline Kubernetes objects, then translates them.
 fn read_manifests(
     node: &Node,
     scenario_path: &Path,
-    object_overrides: &[&Override],
+    edits: &ManifestEdits<'_>,
     sources: &mut Vec<String>,
     diagnostics: &mut Diagnostics,
 ) -> Option<GatewayModel> {
@@ -766,10 +811,14 @@ fn read_manifests(
     // Paths that exist and inline objects are still read when another
     // item is missing, so their problems are reported in the same pass.
     let complete = paths.len() + inline.len() == items.len();
+    let object_overrides = edits.overrides;
     let mut matched = vec![0usize; object_overrides.len()];
     let mut edit = |root: &mut Node| -> Result<(), String> {
         for (index, over) in object_overrides.iter().enumerate() {
             matched[index] += overrides::apply_to_objects(root, over)?;
+        }
+        if let Some(mode) = edits.mode {
+            rate_limit_mode::rewrite_document(root, mode);
         }
         Ok(())
     };
