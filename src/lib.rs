@@ -3,6 +3,8 @@
 
 pub mod chart;
 pub mod circuit_breaker;
+pub mod client_retry;
+pub mod compare;
 pub mod confidence;
 pub mod conn_pool;
 pub mod descriptor;
@@ -10,11 +12,13 @@ pub mod dist;
 pub mod engine;
 pub mod fuzz_entry;
 pub mod gateway;
+pub mod global_rate_limit;
 pub mod init;
 pub mod load_balancer;
 pub mod local_rate_limit;
 pub mod manifest;
 pub mod metrics;
+pub mod outlier_detection;
 pub mod overrides;
 pub mod progress;
 pub mod report;

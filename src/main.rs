@@ -6,13 +6,14 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::Context as _;
 use clap::{CommandFactory, Parser, Subcommand};
 
 use trafficsim::progress::{self, ProgressLine};
-use trafficsim::{report, scenario, sim};
+use trafficsim::{compare, report, scenario, sim};
 
 #[derive(Parser)]
 #[command(
@@ -56,6 +57,29 @@ enum Command {
         /// stamped from the scenario's start_time.
         #[arg(long, value_name = "FILE")]
         openmetrics: Option<PathBuf>,
+    },
+    /// Run variants of one scenario on the same seed and show their results
+    /// side by side: admitted rate against the limit, 429s per user and
+    /// their fairness, p99 latency, spend, and requests that passed without
+    /// their global limit.
+    Compare {
+        /// Scenario file (YAML).
+        scenario: PathBuf,
+        /// A variant as NAME:PATH=VALUE, where PATH is a dotted path into
+        /// the scenario and VALUE is YAML, such as
+        /// `global:rate_limit_mode=global` or `r3:envoy.replicas=3`. Repeat
+        /// the flag for more variants or more fields of one variant; a bare
+        /// NAME runs the scenario as written. Without this flag the
+        /// scenario's `compare.variants` are run.
+        #[arg(long = "variant", value_name = "NAME:PATH=VALUE")]
+        variants: Vec<String>,
+        /// Output folder; defaults to outputs/<scenario name>-compare.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Random seed (an unsigned integer) for every variant; overrides
+        /// the scenario's `seed`.
+        #[arg(long)]
+        seed: Option<u64>,
     },
     /// Check BackendTrafficPolicies as Envoy Gateway would: accepted or
     /// invalid, the routes each applies to, its limits and warnings.
@@ -161,6 +185,9 @@ enum Verbosity {
 enum Failure {
     /// A check or policy failed: exit 1.
     Check,
+    /// Ctrl-C stopped the work after it wrote what was finished: exit 130,
+    /// as shells report SIGINT.
+    Interrupted,
     /// Bad input or an output that could not be written: exit 2. The
     /// message has already been printed when `None`.
     Input(Option<anyhow::Error>),
@@ -172,8 +199,23 @@ impl From<anyhow::Error> for Failure {
     }
 }
 
+/// Set by the first Ctrl-C: runs and sweeps stop and write what they
+/// finished, marked as partial. A second Ctrl-C exits at once.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Exit status after an interruption, as shells report SIGINT.
+const EXIT_INTERRUPTED: u8 = 130;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let _ = ctrlc::set_handler(|| {
+        if INTERRUPTED.swap(true, Ordering::SeqCst) {
+            std::process::exit(i32::from(EXIT_INTERRUPTED));
+        }
+        eprintln!(
+            "\ntrafficsim: interrupted; writing what was finished (Ctrl-C again to quit now)"
+        );
+    });
     let verbosity = if cli.quiet {
         Verbosity::Quiet
     } else if cli.verbose {
@@ -198,6 +240,12 @@ fn main() -> ExitCode {
             openmetrics,
             verbosity,
         }),
+        Command::Compare {
+            scenario,
+            variants,
+            out,
+            seed,
+        } => compare(&scenario, &variants, out, seed, verbosity),
         Command::Validate {
             paths,
             replicas,
@@ -230,6 +278,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Check) => ExitCode::from(1),
+        Err(Failure::Interrupted) => ExitCode::from(EXIT_INTERRUPTED),
         Err(Failure::Input(error)) => {
             if let Some(error) = error {
                 print_error(&error);
@@ -299,6 +348,7 @@ fn run(args: &RunArgs<'_>) -> Result<(), Failure> {
     let seed = args.seed.unwrap_or(scenario.seed);
     let options = sim::RunOptions {
         record_requests: args.trace,
+        stop: Some(&INTERRUPTED),
     };
     let mut line = ProgressLine::new(args.verbosity > Verbosity::Quiet);
     let output = sim::run_observed(&scenario, seed, options, &mut |progress| {
@@ -362,6 +412,9 @@ fn run(args: &RunArgs<'_>) -> Result<(), Failure> {
             started.elapsed().as_secs_f64(),
             output.events
         );
+    }
+    if matches!(output.truncated, Some(sim::Truncation::Interrupted(_))) {
+        return Err(Failure::Interrupted);
     }
     Ok(())
 }
@@ -435,7 +488,7 @@ fn sweep(
         Ok(shard) => shard,
         Err(message) => return Err(input_error(message)),
     };
-    let results = match sweep::run(&plan, shard, threads) {
+    let results = match sweep::run(&plan, shard, threads, Some(&INTERRUPTED)) {
         Ok(results) => results,
         Err(error) => return Err(anyhow::Error::new(error).into()),
     };
@@ -479,6 +532,14 @@ fn finish_sweep(
         print!("{}", trafficsim::sweep::human_table(plan, results));
         println!("outputs in {}", dir.display());
     }
+    if results.len() < plan.job_count() {
+        eprintln!(
+            "trafficsim: warning: interrupted; {} of {} runs finished and the outputs are partial",
+            results.len(),
+            plan.job_count()
+        );
+        return Err(Failure::Interrupted);
+    }
     Ok(())
 }
 
@@ -487,6 +548,93 @@ fn merge(shards: &[PathBuf], out: &std::path::Path, quiet: bool) -> Result<(), F
         Ok((plan, results)) => finish_sweep(out, &plan, &results, quiet),
         Err(error) => Err(anyhow::Error::new(error).into()),
     }
+}
+
+fn compare(
+    path: &std::path::Path,
+    variant_args: &[String],
+    out: Option<PathBuf>,
+    seed: Option<u64>,
+    verbosity: Verbosity,
+) -> Result<(), Failure> {
+    let base = match scenario::load(path) {
+        Ok(scenario) => scenario,
+        Err(diagnostics) => return Err(diagnostics_failure(path, &diagnostics)),
+    };
+    let variants = if variant_args.is_empty() {
+        base.compare
+            .as_ref()
+            .map(|spec| spec.variants.clone())
+            .unwrap_or_default()
+    } else {
+        match compare::variants_from_args(variant_args) {
+            Ok(variants) => variants,
+            Err(message) => return Err(input_error(message)),
+        }
+    };
+    if variants.len() < 2 {
+        return Err(input_error(format!(
+            "compare needs at least two variants, found {}; give them with \
+             --variant NAME:PATH=VALUE or in the scenario's `compare.variants`",
+            variants.len()
+        )));
+    }
+    let loaded = match compare::load_variants(path, &variants) {
+        Ok(loaded) => loaded,
+        Err(error) => {
+            print_error(&anyhow::anyhow!(
+                "variant `{}` of {} has {} problem{}:",
+                error.variant,
+                path.display(),
+                error.diagnostics.len(),
+                if error.diagnostics.len() == 1 {
+                    ""
+                } else {
+                    "s"
+                }
+            ));
+            eprintln!("{}", error.diagnostics);
+            return Err(Failure::Input(None));
+        }
+    };
+    let seed = seed.unwrap_or(base.seed);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let runs = compare::run_variants(loaded, seed, threads);
+    for run in &runs {
+        if verbosity > Verbosity::Quiet {
+            for note in &run.output.notes {
+                eprintln!("trafficsim: note: variant {}: {note}", run.name);
+            }
+        }
+        if let Some(truncation) = &run.output.truncated {
+            print_warning(&format!("variant {}: {truncation}", run.name));
+        }
+    }
+    let summaries: Vec<compare::VariantSummary> = runs.iter().map(compare::summarize).collect();
+    let limit_per_s = base.compare.as_ref().and_then(|spec| spec.limit_per_s);
+    let dir =
+        out.unwrap_or_else(|| PathBuf::from("outputs").join(format!("{}-compare", base.name)));
+    let outputs = compare::CompareOutputs {
+        dir: &dir,
+        scenario_name: &base.name,
+        seed,
+        limit_per_s,
+        tool_version: env!("CARGO_PKG_VERSION"),
+    };
+    compare::write_outputs(&outputs, &runs, &summaries).map_err(anyhow::Error::new)?;
+    if verbosity > Verbosity::Quiet {
+        println!(
+            "compare {} (seed {seed}): {} variants, the same client draws in each",
+            base.name,
+            runs.len()
+        );
+        print!("{}", compare::human_table(&summaries, limit_per_s));
+        if let Some(limit) = limit_per_s {
+            println!("  configured limit {limit:.2} requests/s");
+        }
+        println!("  outputs in {}", dir.display());
+    }
+    Ok(())
 }
 
 fn validate(paths: &[PathBuf], replicas: u32, format: ValidateFormat) -> Result<(), Failure> {

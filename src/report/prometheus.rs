@@ -231,10 +231,6 @@ pub fn prometheus_text(scenario: &Scenario, output: &RunOutput) -> String {
     text
 }
 
-/// Label values of the status columns of `timeseries.csv`.
-const STATUS_LABELS: [&str; STATUS_COLUMNS.len()] =
-    ["2xx", "429", "500", "503", "504", "other_4xx", "other"];
-
 /// Writes the run's time series in OpenMetrics text format: per client, the
 /// responses by status, backend requests and spend as counters, and the
 /// latency percentiles of each bucket as gauges. There is one sample per
@@ -271,7 +267,10 @@ pub fn openmetrics_text(scenario: &Scenario, output: &RunOutput) -> String {
     text.push_str("# TYPE trafficsim_client_responses counter\n");
     text.push_str("# HELP trafficsim_client_responses Responses received by clients, by status.\n");
     for group in 0..clients {
-        for (column, status) in STATUS_LABELS.iter().enumerate() {
+        // The label is the status column of `timeseries.csv` without its
+        // `count_` prefix: `2xx`, `429`, ..., `client_timeout`.
+        for (column, name) in STATUS_COLUMNS.iter().enumerate() {
+            let status = name.trim_start_matches("count_");
             let mut total = 0u64;
             for bucket in 0..buckets {
                 total += statuses[bucket * clients + group][column];

@@ -46,6 +46,13 @@ pub enum Kind {
     ListOfScalars,
     /// A list of fixed strings.
     ListOfOneOf(&'static [&'static str]),
+    /// A list of integers in a range (inclusive), such as indices.
+    ListOfIntegers { min: i64, max: i64 },
+    /// `true` or `false`.
+    Boolean,
+    /// A mapping of field paths to single values, as `compare` variants
+    /// set them.
+    PathValues,
 }
 
 /// A field's default, as it would be written in the file.
@@ -142,6 +149,19 @@ pub static SCENARIO: Section = Section {
             "Wall-clock time at simulated time zero, as RFC 3339 UTC or Unix seconds.",
         ),
         field("envoy", Kind::Section(&ENVOY), NoDefault, ENVOY.doc),
+        field(
+            "rate_limit_service",
+            Kind::Section(&RATE_LIMIT_SERVICE),
+            NoDefault,
+            RATE_LIMIT_SERVICE.doc,
+        ),
+        field(
+            "rate_limit_mode",
+            Kind::OneOf(&["local", "global"]),
+            NoDefault,
+            "Rewrites every policy's rate limit to local or global rules; left out, the \
+             policies apply as written.",
+        ),
         required(
             "manifests",
             Kind::Manifests,
@@ -156,6 +176,7 @@ pub static SCENARIO: Section = Section {
         field("output", Kind::Section(&OUTPUT), NoDefault, OUTPUT.doc),
         field("limits", Kind::Section(&LIMITS), NoDefault, LIMITS.doc),
         field("sweep", Kind::Section(&SWEEP), NoDefault, SWEEP.doc),
+        field("compare", Kind::Section(&COMPARE), NoDefault, COMPARE.doc),
     ],
 };
 
@@ -209,6 +230,13 @@ pub static ENVOY: Section = Section {
             Kind::Duration,
             DefText("0s"),
             "Time to open an upstream connection.",
+        ),
+        field(
+            "update_merge_window",
+            Kind::Duration,
+            DefText("1s"),
+            "Envoy's common_lb_config.update_merge_window: how long host health changes \
+             wait before they reach the load balancers; 0s delivers each at once.",
         ),
         field(
             "max_dynamic_descriptors",
@@ -271,6 +299,136 @@ pub static BACKEND: Section = Section {
             "Shares of requests answered with an error status.",
         ),
         field("cost", Kind::Section(&COST), NoDefault, COST.doc),
+        field(
+            "schedule",
+            Kind::ListOf(&SCHEDULE_WINDOW),
+            NoDefault,
+            "Windows of changed behaviour: errors, delays, slowdowns, refused or \
+             unanswered connections, resets.",
+        ),
+        field(
+            "overload",
+            Kind::Section(&OVERLOAD),
+            NoDefault,
+            OVERLOAD.doc,
+        ),
+        field(
+            "queue_capacity",
+            Kind::Integer {
+                min: 0,
+                max: u32::MAX as i64,
+            },
+            NoDefault,
+            "Attempts an endpoint keeps waiting when all its concurrency slots are busy; \
+             unbounded when left out, 0 means no queue.",
+        ),
+        field(
+            "queue_full_status",
+            Kind::Integer { min: 100, max: 599 },
+            DefInt(503),
+            "Status answered at once to an attempt that finds the queue full.",
+        ),
+    ],
+};
+
+pub static SCHEDULE_WINDOW: Section = Section {
+    path: "backends[].schedule[]",
+    doc: "A window from `from` until `to` (exclusive) in which some endpoints behave \
+          differently; it sets at most one of refuse, no_answer and reset.",
+    fields: &[
+        field(
+            "from",
+            Kind::Duration,
+            DefText("0s"),
+            "Start of the window.",
+        ),
+        field(
+            "to",
+            Kind::Duration,
+            NoDefault,
+            "End of the window (exclusive); defaults to the end of the run.",
+        ),
+        field(
+            "endpoints",
+            Kind::ListOfIntegers {
+                min: 0,
+                max: u32::MAX as i64,
+            },
+            NoDefault,
+            "Endpoint indices from 0; defaults to all.",
+        ),
+        field(
+            "status",
+            Kind::Integer { min: 100, max: 599 },
+            NoDefault,
+            "Error status answered with probability error_probability.",
+        ),
+        field(
+            "error_probability",
+            Kind::Number { min: 0.0, max: 1.0 },
+            DefNum(1.0),
+            "Share of requests answered with status.",
+        ),
+        field(
+            "retry_after",
+            Kind::Duration,
+            NoDefault,
+            "retry-after header of the window's error responses.",
+        ),
+        field(
+            "add_delay",
+            Kind::Duration,
+            NoDefault,
+            "Added to every service time.",
+        ),
+        field(
+            "slowdown_factor",
+            Kind::Number {
+                min: 0.0,
+                max: f64::MAX,
+            },
+            NoDefault,
+            "Multiplies every service time, per-token time included.",
+        ),
+        field(
+            "refuse",
+            Kind::Boolean,
+            NoDefault,
+            "Connections are rejected at once and open ones closed.",
+        ),
+        field(
+            "no_answer",
+            Kind::Boolean,
+            NoDefault,
+            "Connection attempts time out and requests get no response.",
+        ),
+        field(
+            "reset",
+            Kind::Boolean,
+            NoDefault,
+            "Every request arriving is answered with a TCP reset.",
+        ),
+    ],
+};
+
+pub static OVERLOAD: Section = Section {
+    path: "backends[].overload",
+    doc: "Capacity collapse: each request in service beyond threshold stretches the \
+          service time of a starting request.",
+    fields: &[
+        required(
+            "threshold",
+            Kind::Integer {
+                min: 0,
+                max: 1_000_000,
+            },
+            "Requests in service at an endpoint before the slowdown starts.",
+        ),
+        required(
+            "slowdown_per_request",
+            Kind::Number { min: 0.0, max: 1e6 },
+            "Added multiple of the base service time per request beyond threshold.",
+        ),
     ],
 };
 
@@ -287,6 +445,12 @@ pub static ERROR_RESPONSE: Section = Section {
             "probability",
             Kind::Number { min: 0.0, max: 1.0 },
             "Share of requests that get it; the shares add up to at most 1.",
+        ),
+        field(
+            "retry_after",
+            Kind::Duration,
+            NoDefault,
+            "Duration sent as the retry-after header of these responses.",
         ),
     ],
 };
@@ -421,6 +585,71 @@ pub static CLIENT: Section = Section {
             NoDefault,
             "keep-alive uses one Envoy worker for every request of an instance; defaults \
              to per-request for sequential, open and trace clients.",
+        ),
+        field(
+            "timeout",
+            Kind::Duration,
+            NoDefault,
+            "How long the client waits for a response before it closes the connection.",
+        ),
+        field(
+            "retries",
+            Kind::Section(&CLIENT_RETRIES),
+            NoDefault,
+            CLIENT_RETRIES.doc,
+        ),
+    ],
+};
+
+/// The backoff schedules of client retries, as `retries.backoff` names them.
+pub static BACKOFF_KINDS: [&str; 5] = [
+    "none",
+    "exponential",
+    "full-jitter",
+    "equal-jitter",
+    "decorrelated-jitter",
+];
+
+pub static CLIENT_RETRIES: Section = Section {
+    path: "clients[].retries",
+    doc: "The client library's own retries of a call.",
+    fields: &[
+        field(
+            "max",
+            Kind::Integer { min: 0, max: 1_000 },
+            DefInt(2),
+            "Retries after a call's first request.",
+        ),
+        field(
+            "backoff",
+            Kind::OneOf(&BACKOFF_KINDS),
+            DefText("exponential"),
+            "Wait before each retry, from base and cap.",
+        ),
+        field(
+            "base",
+            Kind::Duration,
+            DefText("500ms"),
+            "Base of the backoff.",
+        ),
+        field(
+            "cap",
+            Kind::Duration,
+            DefText("8s"),
+            "Longest backoff; at least base.",
+        ),
+        field(
+            "respect_retry_after",
+            Kind::Boolean,
+            NoDefault,
+            "Wait as long as a response's retry-after asks (60 s or less) in place of the \
+             backoff; true when left out.",
+        ),
+        field(
+            "statuses",
+            Kind::ListOfIntegers { min: 100, max: 599 },
+            NoDefault,
+            "Response statuses that are retried; defaults to 408, 409, 429 and every 5xx.",
         ),
     ],
 };
@@ -607,6 +836,177 @@ pub static LIMITS: Section = Section {
             Kind::Duration,
             DefText("7d"),
             "Simulated time, when the scenario has no duration.",
+        ),
+    ],
+};
+
+pub static RATE_LIMIT_SERVICE: Section = Section {
+    path: "rate_limit_service",
+    doc: "The rate limit service and Redis behind global rate limits.",
+    fields: &[
+        field(
+            "replicas",
+            Kind::Integer { min: 1, max: 1_000 },
+            DefInt(1),
+            "Service pods.",
+        ),
+        field(
+            "network_latency",
+            Kind::Duration,
+            DefText("250us"),
+            "One-way latency between Envoy and the service.",
+        ),
+        field(
+            "service_time",
+            Kind::DurationDistribution,
+            DefText("100us"),
+            "Distribution of a replica's own time per call.",
+        ),
+        field(
+            "timeout",
+            Kind::Duration,
+            DefText("20ms"),
+            "Envoy's deadline for the answer (rateLimit.timeout).",
+        ),
+        field(
+            "fail_closed",
+            Kind::Boolean,
+            NoDefault,
+            "On an error or timeout answer 500 instead of letting the request through; \
+             false when left out.",
+        ),
+        field(
+            "local_cache",
+            Kind::Boolean,
+            NoDefault,
+            "The service's cache of keys already over their limit; false when left out.",
+        ),
+        field(
+            "faults",
+            Kind::ListOf(&SERVICE_FAULT),
+            NoDefault,
+            "Fault windows of the service replicas.",
+        ),
+        field("redis", Kind::Section(&REDIS), NoDefault, REDIS.doc),
+    ],
+};
+
+pub static REDIS: Section = Section {
+    path: "rate_limit_service.redis",
+    doc: "The Redis that holds every service replica's counters.",
+    fields: &[
+        field(
+            "network_latency",
+            Kind::Duration,
+            DefText("250us"),
+            "One-way latency between a service replica and Redis.",
+        ),
+        field(
+            "service_time",
+            Kind::DurationDistribution,
+            DefText("100us"),
+            "Distribution of the time Redis takes to run one pipeline.",
+        ),
+        field(
+            "faults",
+            Kind::ListOf(&REDIS_FAULT),
+            NoDefault,
+            "Fault windows of Redis.",
+        ),
+    ],
+};
+
+const FAULT_REPLICAS: Kind = Kind::ListOfIntegers {
+    min: 0,
+    max: u32::MAX as i64,
+};
+
+pub static SERVICE_FAULT: Section = Section {
+    path: "rate_limit_service.faults[]",
+    doc: "A fault window of the rate limit service.",
+    fields: &[
+        required("from", Kind::Duration, "Start of the window."),
+        required("to", Kind::Duration, "End of the window, after from."),
+        required(
+            "kind",
+            Kind::OneOf(&["down", "slow"]),
+            "down refuses connections; slow adds delay to every answer.",
+        ),
+        field(
+            "delay",
+            Kind::Duration,
+            NoDefault,
+            "Added to every answer of a slow fault.",
+        ),
+        field(
+            "replicas",
+            FAULT_REPLICAS,
+            NoDefault,
+            "Service replicas (from 0) the fault applies to; defaults to all.",
+        ),
+    ],
+};
+
+pub static REDIS_FAULT: Section = Section {
+    path: "rate_limit_service.redis.faults[]",
+    doc: "A fault window of Redis.",
+    fields: &[
+        required("from", Kind::Duration, "Start of the window."),
+        required("to", Kind::Duration, "End of the window, after from."),
+        required(
+            "kind",
+            Kind::OneOf(&["down", "slow", "partition"]),
+            "down refuses connections, slow adds delay, partition cuts the listed \
+             service replicas off Redis.",
+        ),
+        field(
+            "delay",
+            Kind::Duration,
+            NoDefault,
+            "Added to every pipeline of a slow fault.",
+        ),
+        field(
+            "replicas",
+            FAULT_REPLICAS,
+            NoDefault,
+            "Service replicas (from 0) the fault applies to; defaults to all.",
+        ),
+    ],
+};
+
+pub static COMPARE: Section = Section {
+    path: "compare",
+    doc: "Variants that `trafficsim compare` runs on the same seed.",
+    fields: &[
+        field(
+            "limit",
+            Kind::Rate,
+            NoDefault,
+            "The configured limit, drawn on the admitted-rate chart.",
+        ),
+        field(
+            "variants",
+            Kind::ListOf(&COMPARE_VARIANT),
+            NoDefault,
+            "The variants; a variant without set runs the scenario as written.",
+        ),
+    ],
+};
+
+pub static COMPARE_VARIANT: Section = Section {
+    path: "compare.variants[]",
+    doc: "One variant: a name and the fields it changes.",
+    fields: &[
+        required(
+            "name",
+            Kind::FolderName,
+            "Name of the variant, used as a folder name.",
+        ),
+        field(
+            "set",
+            Kind::PathValues,
+            NoDefault,
+            "Field paths (as in sweep) mapped to one value each.",
         ),
     ],
 };
@@ -898,6 +1298,15 @@ fn kind_schema(kind: Kind) -> Value {
         Kind::ListOfOneOf(values) => json!({
             "type": "array",
             "items": { "type": "string", "enum": values },
+        }),
+        Kind::ListOfIntegers { min, max } => json!({
+            "type": "array",
+            "items": { "type": "integer", "minimum": min, "maximum": max },
+        }),
+        Kind::Boolean => json!({ "type": "boolean" }),
+        Kind::PathValues => json!({
+            "type": "object",
+            "additionalProperties": { "type": ["string", "number", "boolean"] },
         }),
     }
 }
