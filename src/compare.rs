@@ -8,7 +8,7 @@
 //! variant (common random numbers), and the differences come from the
 //! policy and the topology, not from the draws.
 
-mod charts;
+pub mod charts;
 mod table;
 
 use std::path::{Path, PathBuf};
@@ -394,6 +394,16 @@ pub fn write_outputs(
         runs,
         summaries,
     )?;
+    let page = report::html::compare_page(
+        outputs.scenario_name,
+        outputs.seed,
+        outputs.limit_per_s,
+        runs,
+        summaries,
+    )?;
+    let page_path = dir.join("report.html");
+    report::write_atomic(&page_path, page.as_bytes())?;
+    written.push(page_path);
     Ok(written)
 }
 

@@ -558,6 +558,29 @@ fn sweep_writes_report_html() {
     assert!(!page.contains("<script"));
 }
 
+#[test]
+fn compare_writes_report_html() {
+    let dir = scratch("compare").join("out");
+    let output = trafficsim(&[
+        "compare",
+        "scenarios/tutorial/basic-limit.yaml",
+        "--variant",
+        "one:envoy.replicas=1",
+        "--variant",
+        "two:envoy.replicas=2",
+        "-q",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let page = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(page.contains("<h1>trafficsim compare: basic-limit</h1>"));
+    assert!(page.contains("<a href=\"one/report.html\">one</a>"));
+    assert!(page.contains("<svg"));
+    assert!(!page.contains("<script"));
+    assert!(dir.join("two/report.html").exists());
+}
+
 fn find_chromium() -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     for folder in std::env::split_paths(&path) {

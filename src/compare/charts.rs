@@ -16,6 +16,20 @@ pub(super) fn write(
     runs: &[VariantRun],
     summaries: &[VariantSummary],
 ) -> Result<(), ReportError> {
+    for (stem, line_chart) in build(scenario_name, limit_per_s, runs, summaries) {
+        chart::write_lines(dir, &stem, &line_chart)?;
+    }
+    Ok(())
+}
+
+/// Builds the charts [`write`] writes, each with its file stem, in order.
+pub fn build(
+    scenario_name: &str,
+    limit_per_s: Option<f64>,
+    runs: &[VariantRun],
+    summaries: &[VariantSummary],
+) -> Vec<(String, LineChart)> {
+    let mut charts = Vec::new();
     let series: Vec<RunSeries> = runs.iter().map(RunSeries::new).collect();
 
     let mut admitted = LineChart {
@@ -35,7 +49,7 @@ pub(super) fn write(
             band: None,
         });
     }
-    chart::write_lines(dir, "admitted", &admitted)?;
+    charts.push(("admitted".to_string(), admitted));
 
     let latency = LineChart {
         title: format!("{scenario_name}: p99 latency of all responses, slowest client"),
@@ -46,7 +60,7 @@ pub(super) fn write(
             .map(|s| sparse_line(&s.name, s.bucket_s, &s.p99_ms))
             .collect(),
     };
-    chart::write_lines(dir, "latency-p99", &latency)?;
+    charts.push(("latency-p99".to_string(), latency));
 
     let spend = LineChart {
         title: format!("{scenario_name}: cumulative spend"),
@@ -57,7 +71,7 @@ pub(super) fn write(
             .map(|s| cumulative_line(&s.name, s.bucket_s, &s.cumulative_spend_usd))
             .collect(),
     };
-    chart::write_lines(dir, "spend", &spend)?;
+    charts.push(("spend".to_string(), spend));
 
     let per_user = LineChart {
         title: format!("{scenario_name}: 429 responses per user"),
@@ -77,7 +91,7 @@ pub(super) fn write(
             })
             .collect(),
     };
-    chart::write_lines(dir, "rejected-per-user", &per_user)?;
+    charts.push(("rejected-per-user".to_string(), per_user));
 
     if runs
         .iter()
@@ -92,9 +106,9 @@ pub(super) fn write(
                 .map(|s| line(&s.name, s.bucket_s, &s.passed_unlimited_per_s))
                 .collect(),
         };
-        chart::write_lines(dir, "passed-unlimited", &unlimited)?;
+        charts.push(("passed-unlimited".to_string(), unlimited));
     }
-    Ok(())
+    charts
 }
 
 /// Dense per-bucket series of one run.

@@ -1,6 +1,6 @@
-//! `report.html`: one self-contained page per run (and, through [`page`],
-//! per comparison, sweep or check) with the charts, the summary tables and
-//! the resolved policies in plain words.
+//! `report.html`: one self-contained page per run, sweep and comparison
+//! with the charts, the summary tables and the resolved policies in plain
+//! words. Other commands build their page the same way, through [`page`].
 //!
 //! The page loads nothing: the style sheet is inline, the charts are inline
 //! SVG, and there is no script, so it opens offline in any browser and
@@ -11,8 +11,10 @@
 //! [`table`], [`paragraph`], [`list`], [`figure`] and [`details`] escape
 //! every text they are given, so callers pass plain strings.
 
+mod compare;
 mod sweep;
 
+pub use compare::compare_page;
 pub use sweep::sweep_page;
 
 use std::fmt::Write as _;
@@ -203,6 +205,21 @@ pub fn run_page(scenario: &Scenario, output: &RunOutput) -> Result<String, Chart
         &chart::spend_svg(&spend)?,
         "Cumulative spend per client (also spend.svg and spend.png).",
     ));
+    // The same optional charts as `write_run` writes, under the same
+    // conditions.
+    if super::has_retries(scenario) {
+        charts.push(figure(
+            &chart::lines_svg(&super::backend_load_chart(scenario, output))?,
+            "Requests reaching the backends, first attempts and retries \
+             (also backend-load.svg and backend-load.png).",
+        ));
+    }
+    if super::has_endpoint_story(scenario) && !output.metrics.endpoint_rows.is_empty() {
+        charts.push(figure(
+            &chart::lines_svg(&super::endpoints_chart(scenario, output))?,
+            "Endpoints over time (also endpoints.svg and endpoints.png).",
+        ));
+    }
     let sections = vec![
         Section::new("Overview", overview(scenario, output)),
         Section::new("Charts", charts),
