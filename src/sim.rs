@@ -15,6 +15,7 @@ mod proxy;
 mod rate_limit_service;
 mod router;
 mod stats;
+mod timers;
 mod upstream;
 mod workload;
 
@@ -214,8 +215,9 @@ pub(crate) enum Event {
     RetryBackoffDone {
         request: Handle,
     },
-    RouteTimeout {
-        request: Handle,
+    /// The route timeouts of one route that are due now fire.
+    RouteTimeouts {
+        route: u32,
     },
     PerTryTimeout {
         attempt: Handle,
@@ -367,6 +369,8 @@ pub(crate) struct World<'s> {
     pub notes: Vec<String>,
     pub options: RunOptions,
     pub records: Vec<RequestRecord>,
+    /// Route timeouts waiting to fire, one list per route.
+    pub route_timers: Vec<timers::FifoTimers<Handle>>,
     end: SimTime,
 }
 
@@ -399,6 +403,12 @@ impl<'s> World<'s> {
             notes: Vec::new(),
             options: RunOptions::default(),
             records: Vec::new(),
+            route_timers: scenario
+                .gateway
+                .routes
+                .iter()
+                .map(|_| timers::FifoTimers::default())
+                .collect(),
             end,
         }
     }
@@ -531,7 +541,7 @@ impl<'s> World<'s> {
             Event::OutlierTick { replica, cluster } => self.outlier_tick(replica, cluster),
             Event::HealthDelivery { replica, cluster } => self.health_delivery(replica, cluster),
             Event::RetryBackoffDone { request } => self.retry_backoff_done(request),
-            Event::RouteTimeout { request } => self.route_timeout(request),
+            Event::RouteTimeouts { route } => self.route_timeouts_due(route),
             Event::PerTryTimeout { attempt } => self.per_try_timeout(attempt),
             Event::ResponseAtClient {
                 request,
