@@ -3,6 +3,7 @@
 
 pub mod chart;
 pub mod circuit_breaker;
+pub mod confidence;
 pub mod conn_pool;
 pub mod descriptor;
 pub mod dist;

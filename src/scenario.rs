@@ -8,9 +8,11 @@
 //! page change together.
 
 mod client;
+mod expect;
 mod trace;
 
 pub use client::{ClientKind, ClientSpec, Connection, OpenArrival, RequestTemplate};
+pub use expect::{Bound, Expectation, Metric, Scope, StatusMatch, Window};
 pub use trace::{TraceRow, read_trace};
 
 use std::path::{Path, PathBuf};
@@ -43,6 +45,34 @@ pub struct Scenario {
     pub manifest_sources: Vec<String>,
     pub output: OutputSpec,
     pub limits: Limits,
+    /// The `expect:` list, in file order; empty when the file has none.
+    pub expectations: Vec<Expectation>,
+}
+
+/// Manifests read in place of the ones the scenario names, to run the same
+/// traffic against another set of policies (`trafficsim diff`).
+#[derive(Clone, Debug)]
+pub enum ManifestOverride {
+    /// The objects of these files and folders replace every
+    /// BackendTrafficPolicy of the scenario's manifests. Their Gateways and
+    /// routes replace the scenario's objects of the same kind, namespace
+    /// and name, or are added.
+    Replace(Vec<PathBuf>),
+    /// Each manifest path of the scenario, which must lie under `from`, is
+    /// read at the same relative place under `to` instead: the same files
+    /// as another version of the repository holds them.
+    Reroot {
+        from: PathBuf,
+        to: PathBuf,
+        /// Names that version in messages, such as `git:HEAD~1`.
+        label: String,
+    },
+}
+
+/// How [`load_with`] reads a scenario.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    pub manifests: Option<ManifestOverride>,
 }
 
 /// The Envoy fleet: replicas, workers and how clients reach them.
@@ -171,10 +201,16 @@ const TOP_FIELDS: &[&str] = &[
     "clients",
     "output",
     "limits",
+    "expect",
 ];
 
 /// Reads and validates a scenario file and everything it references.
 pub fn load(path: &Path) -> Result<Scenario, Diagnostics> {
+    load_with(path, &LoadOptions::default())
+}
+
+/// Like [`load`], with the manifests changed as `options` says.
+pub fn load_with(path: &Path, options: &LoadOptions) -> Result<Scenario, Diagnostics> {
     let documents = yaml::load_file(path)?;
     let mut diagnostics = Diagnostics::for_file(path);
     let Some(document) = documents.first() else {
@@ -187,7 +223,7 @@ pub fn load(path: &Path) -> Result<Scenario, Diagnostics> {
             "a scenario file holds one document; put manifests in their own files",
         );
     }
-    let scenario = read_scenario(&document.root, path, &mut diagnostics);
+    let scenario = read_scenario(&document.root, path, options, &mut diagnostics);
     match scenario {
         Some(scenario) if diagnostics.is_empty() => Ok(scenario),
         _ => {
@@ -197,7 +233,12 @@ pub fn load(path: &Path) -> Result<Scenario, Diagnostics> {
     }
 }
 
-fn read_scenario(root: &Node, path: &Path, diagnostics: &mut Diagnostics) -> Option<Scenario> {
+fn read_scenario(
+    root: &Node,
+    path: &Path,
+    options: &LoadOptions,
+    diagnostics: &mut Diagnostics,
+) -> Option<Scenario> {
     let fields = root.fields(diagnostics, TOP_FIELDS)?;
     let default_name = path
         .file_stem()
@@ -254,11 +295,24 @@ fn read_scenario(root: &Node, path: &Path, diagnostics: &mut Diagnostics) -> Opt
 
     let mut manifest_sources = Vec::new();
     let gateway = match fields.require("manifests", diagnostics) {
-        Some(node) => read_manifests(node, path, &mut manifest_sources, diagnostics),
+        Some(node) => read_manifests(node, path, options, &mut manifest_sources, diagnostics),
         None => None,
     };
+    let expectations = match fields.get("expect") {
+        Some(node) => {
+            let context = expect::Context {
+                clients: clients.as_deref(),
+                gateway: gateway.as_ref(),
+                replicas: envoy.as_ref().map(|e| e.replicas),
+                bucket: output.as_ref().map(|o| o.bucket),
+                duration,
+            };
+            expect::read_expectations(node, &context, diagnostics)
+        }
+        None => Some(Vec::new()),
+    };
 
-    let (envoy, output, limits) = (envoy?, output?, limits?);
+    let (envoy, output, limits, expectations) = (envoy?, output?, limits?, expectations?);
     let (backends, clients, gateway) = (backends?, clients?, gateway?);
     check_backend_references(&gateway, &backends, root, diagnostics);
     check_endless_clients(&clients, duration, root, diagnostics);
@@ -276,6 +330,7 @@ fn read_scenario(root: &Node, path: &Path, diagnostics: &mut Diagnostics) -> Opt
         manifest_sources,
         output,
         limits,
+        expectations,
     })
 }
 
@@ -613,6 +668,7 @@ fn read_cost(node: &Node, diagnostics: &mut Diagnostics) -> Option<CostModel> {
 fn read_manifests(
     node: &Node,
     scenario_path: &Path,
+    options: &LoadOptions,
     sources: &mut Vec<String>,
     diagnostics: &mut Diagnostics,
 ) -> Option<GatewayModel> {
@@ -622,7 +678,27 @@ fn read_manifests(
     for item in items {
         match &item.value {
             Value::Scalar { text, .. } => {
-                let resolved = yaml::resolve_relative(scenario_path, text);
+                let mut resolved = yaml::resolve_relative(scenario_path, text);
+                if let Some(ManifestOverride::Reroot { from, to, label }) = &options.manifests {
+                    let Some(rerooted) = reroot(scenario_path, text, from, to) else {
+                        diagnostics.error(
+                            item,
+                            format!(
+                                "manifest path {text} is outside {}, so it cannot be read at {label}",
+                                from.display()
+                            ),
+                        );
+                        continue;
+                    };
+                    if !rerooted.exists() {
+                        diagnostics.error(
+                            item,
+                            format!("manifest path {text} does not exist at {label}"),
+                        );
+                        continue;
+                    }
+                    resolved = rerooted;
+                }
                 if !resolved.exists() {
                     diagnostics.error(
                         item,
@@ -664,11 +740,62 @@ fn read_manifests(
             }
         }
     }
+    if let Some(ManifestOverride::Replace(replacement)) = &options.manifests {
+        sources.push(format!(
+            "policies replaced by {}",
+            replacement
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        match manifest::load_paths(replacement) {
+            Ok(other) => {
+                if let Some(set) = set.as_mut() {
+                    set.replace_with(other);
+                }
+            }
+            Err(errors) => {
+                diagnostics.extend(errors);
+                set = None;
+            }
+        }
+    }
     let set = set.filter(|_| complete)?;
     Some(manifest::translate(
         &set,
         &manifest::TranslateOptions::default(),
     ))
+}
+
+/// The path `written` in the scenario names, moved from under `from` to the
+/// same place under `to`; `None` when it does not lie under `from`. Both
+/// sides are compared as absolute paths with `.` and `..` resolved.
+fn reroot(scenario_path: &Path, written: &str, from: &Path, to: &Path) -> Option<PathBuf> {
+    let written_path = Path::new(written);
+    let joined = if written_path.is_absolute() {
+        written_path.to_path_buf()
+    } else {
+        let dir = scenario_path.parent().unwrap_or(Path::new("."));
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        std::fs::canonicalize(dir).ok()?.join(written_path)
+    };
+    let mut normal = PathBuf::new();
+    for component in joined.components() {
+        match component {
+            std::path::Component::ParentDir => {
+                normal.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => normal.push(other),
+        }
+    }
+    let relative = normal.strip_prefix(from).ok()?;
+    Some(to.join(relative))
 }
 
 fn check_backend_references(

@@ -9,6 +9,7 @@
 use std::collections::VecDeque;
 
 use super::{Event, Handle, World};
+use crate::metrics::Site;
 use crate::rng::{self, Stream, Streams};
 use crate::scenario::Scenario;
 use crate::time::SimDuration;
@@ -18,6 +19,9 @@ use crate::time::SimDuration;
 pub(crate) struct BackendWork {
     pub attempt: Handle,
     pub group: u32,
+    /// Route and replica the attempt came through, for probes.
+    pub route: u32,
+    pub replica: u32,
     pub retry: bool,
     pub input_tokens: u64,
     pub output_tokens: u64,
@@ -92,6 +96,13 @@ impl World<'_> {
             work.output_tokens,
             now,
         );
+        let site = Site {
+            group: work.group as usize,
+            route: Some(work.route as usize),
+            replica: work.replica,
+        };
+        self.metrics
+            .probe_backend_attempt(&site, work.retry, usd, now);
         let concurrency = self.scenario.backends[backend].concurrency;
         let endpoint = &mut self.backends.endpoints[endpoint_index as usize];
         if endpoint.busy < concurrency {

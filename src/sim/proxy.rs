@@ -47,6 +47,11 @@ pub(crate) struct Request {
 }
 
 impl Request {
+    /// Index of the matched route, once the request was routed.
+    pub fn route(&self) -> Option<usize> {
+        self.router.as_ref().map(|r| r.route as usize)
+    }
+
     /// Upstream attempts made so far.
     pub fn attempts(&self) -> u32 {
         self.router
@@ -251,6 +256,23 @@ impl Proxies {
             }
         }
         stats
+    }
+
+    /// The stats of each replica on its own, in replica order.
+    pub fn collect_replica_stats(&self, scenario: &Scenario) -> Vec<EnvoyStats> {
+        let model = &scenario.gateway;
+        let has_local = model.routes.iter().any(|r| r.local_rate_limit.is_some());
+        self.replicas
+            .iter()
+            .map(|replica| {
+                let mut stats = EnvoyStats::default();
+                stats.add_http(&replica.stats, has_local);
+                for (index, cluster) in replica.clusters.iter().enumerate() {
+                    stats.add_cluster(&model.clusters[index].name, &cluster.stats);
+                }
+                stats
+            })
+            .collect()
     }
 
     pub fn peak_active_requests(&self, scenario: &Scenario) -> BTreeMap<String, u32> {
@@ -664,6 +686,8 @@ impl World<'_> {
         let work = BackendWork {
             attempt: attempt_handle,
             group: request.group,
+            route: route as u32,
+            replica,
             retry,
             input_tokens: request.input_tokens,
             output_tokens: request.output_tokens,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::proxy::Request;
 use super::{Event, Truncation, World};
+use crate::metrics::Site;
 use crate::rng::{self, Stream, Streams};
 use crate::scenario::{ClientKind, ClientSpec, Connection, OpenArrival, Scenario, Spread};
 use crate::time::{SimDuration, SimTime};
@@ -377,6 +378,12 @@ impl World<'_> {
         let group = instance.group as usize;
         self.metrics
             .record_completed(group, instance.index, status, latency, now);
+        let site = Site {
+            group,
+            route: request.route(),
+            replica: request.replica,
+        };
+        self.metrics.probe_completed(&site, status, latency, now);
         if self.options.record_requests {
             self.records.push(super::RequestRecord {
                 group: group as u32,
