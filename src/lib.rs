@@ -2,6 +2,7 @@
 //! Envoy Gateway. See ARCHITECTURE.md for the map of modules.
 
 pub mod chart;
+pub mod check;
 pub mod circuit_breaker;
 pub mod confidence;
 pub mod conn_pool;

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use trafficsim::{report, scenario, sim};
+use trafficsim::yaml::Diagnostics;
+use trafficsim::{check, report, scenario, sim};
 
 #[derive(Parser)]
 #[command(
@@ -53,6 +54,27 @@ enum Command {
         #[arg(long, value_enum, default_value = "human")]
         format: ValidateFormat,
     },
+    /// Run scenarios and judge their `expect:` lists. Exit 0 when every
+    /// expectation passes, 1 when any fails, 2 on bad input.
+    Check {
+        /// Scenario files, or folders whose *.yaml and *.yml files are all
+        /// scenarios with expectations.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Also write the results as JUnit XML (one test case per
+        /// expectation) to this file.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+        /// Output format on stdout.
+        #[arg(long, value_enum, default_value = "human")]
+        format: ReportFormat,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ReportFormat {
+    Human,
+    Json,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -76,7 +98,79 @@ fn main() -> ExitCode {
             replicas,
             format,
         } => validate(&paths, replicas, format),
+        Command::Check {
+            paths,
+            junit,
+            format,
+        } => run_check(&paths, junit.as_deref(), format),
     }
+}
+
+fn print_problems(path: &std::path::Path, diagnostics: &Diagnostics) {
+    eprintln!(
+        "trafficsim: error: {} has {} problem{}:",
+        path.display(),
+        diagnostics.len(),
+        if diagnostics.len() == 1 { "" } else { "s" }
+    );
+    eprintln!("{diagnostics}");
+}
+
+fn run_check(paths: &[PathBuf], junit: Option<&std::path::Path>, format: ReportFormat) -> ExitCode {
+    let files = match check::scenario_files(paths) {
+        Ok(files) => files,
+        Err(message) => {
+            eprintln!("trafficsim: error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut scenarios = Vec::new();
+    let mut bad_input = false;
+    for file in &files {
+        match scenario::load(file) {
+            Ok(scenario) if scenario.expectations.is_empty() => {
+                eprintln!(
+                    "trafficsim: error: {} has no `expect:` list, so there is nothing to check",
+                    file.display()
+                );
+                bad_input = true;
+            }
+            Ok(scenario) => scenarios.push(scenario),
+            Err(diagnostics) => {
+                print_problems(file, &diagnostics);
+                bad_input = true;
+            }
+        }
+    }
+    if bad_input {
+        return ExitCode::from(2);
+    }
+    let mut results = Vec::new();
+    for scenario in &scenarios {
+        match check::check_scenario(scenario) {
+            Ok(result) => results.push(result),
+            Err(diagnostics) => {
+                print_problems(&scenario.file, &diagnostics);
+                bad_input = true;
+            }
+        }
+    }
+    if bad_input {
+        return ExitCode::from(2);
+    }
+    match format {
+        ReportFormat::Human => print!("{}", check::render_human(&results)),
+        ReportFormat::Json => println!("{:#}", check::render_json(&results)),
+    }
+    if let Some(path) = junit {
+        let xml = check::render_junit(&results);
+        if let Err(error) = report::write_atomic(path, xml.as_bytes()) {
+            eprintln!("trafficsim: error: {error}");
+            return ExitCode::from(2);
+        }
+    }
+    let failed = results.iter().any(|r| r.failures() > 0);
+    ExitCode::from(u8::from(failed))
 }
 
 fn run(
