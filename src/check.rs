@@ -19,10 +19,28 @@ pub use render::{render_human, render_json, render_junit};
 
 use crate::confidence::{Interval, mean_interval};
 use crate::metrics::{Probe, ProbeScope};
-use crate::scenario::{Expectation, Metric, Scenario, Scope};
+use crate::scenario::{Expectation, Metric, Scenario, Scope, Window};
 use crate::sim::{self, RunOptions, RunOutput};
 use crate::time::SimTime;
 use crate::yaml::{Diagnostics, suggest};
+
+/// One quantity to measure in a run: a metric of a scope over a window.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Quantity {
+    pub metric: Metric,
+    pub scope: Scope,
+    pub window: Window,
+}
+
+impl Quantity {
+    pub fn of(expectation: &Expectation) -> Quantity {
+        Quantity {
+            metric: expectation.metric.clone(),
+            scope: expectation.scope.clone(),
+            window: expectation.window,
+        }
+    }
+}
 
 /// The judgement of one expectation.
 #[derive(Clone, Debug)]
@@ -121,19 +139,19 @@ pub fn seed_list(base: u64, count: u32) -> Vec<u64> {
         .collect()
 }
 
-/// The probe that measures `expectation`, or `None` for an Envoy stat,
+/// The probe that measures `quantity`, or `None` for an Envoy stat,
 /// which is read from the run's stats instead.
-pub fn probe_for(expectation: &Expectation) -> Option<Probe> {
-    if let Metric::EnvoyStat(_) = expectation.metric {
+pub fn probe_for(quantity: &Quantity) -> Option<Probe> {
+    if let Metric::EnvoyStat(_) = quantity.metric {
         return None;
     }
-    let scope = match &expectation.scope {
+    let scope = match &quantity.scope {
         Scope::Run => ProbeScope::Run,
         Scope::Client { index, .. } => ProbeScope::Client(*index),
         Scope::Route { routes, .. } => ProbeScope::Routes(routes.clone()),
         Scope::Replica(replica) => ProbeScope::Replica(*replica),
     };
-    let window = expectation.window;
+    let window = quantity.window;
     Some(Probe::new(
         scope,
         SimTime::ZERO + window.from,
@@ -141,15 +159,15 @@ pub fn probe_for(expectation: &Expectation) -> Option<Probe> {
     ))
 }
 
-/// Measures `metric` in one run. `probe` is the expectation's probe after
-/// the run (`None` for an Envoy stat).
+/// Measures `quantity` in one run. `probe` is its probe after the run
+/// (`None` for an Envoy stat).
 pub fn measure(
-    expectation: &Expectation,
+    quantity: &Quantity,
     probe: Option<&Probe>,
     output: &RunOutput,
 ) -> Result<f64, Unmeasured> {
-    if let Metric::EnvoyStat(stat) = &expectation.metric {
-        return envoy_stat(stat, &expectation.scope, output);
+    if let Metric::EnvoyStat(stat) = &quantity.metric {
+        return envoy_stat(stat, &quantity.scope, output);
     }
     let Some(probe) = probe else {
         return Err(Unmeasured::NoRequests);
@@ -163,7 +181,7 @@ pub fn measure(
             .sum()
     };
     let completed = probe.completed();
-    let value = match &expectation.metric {
+    let value = match &quantity.metric {
         Metric::StatusFraction(statuses) => {
             if completed == 0 {
                 return Err(Unmeasured::NoRequests);
@@ -248,27 +266,39 @@ pub fn map_seeds<T: Send>(seeds: &[u64], f: impl Fn(u64) -> T + Sync) -> Vec<T> 
     indexed.into_iter().map(|(_, value)| value).collect()
 }
 
-/// Runs `scenario` once per seed with a probe per expectation and measures
-/// every expectation in every run: `result[seed][expectation]`.
+/// Runs `scenario` once per seed with a probe per quantity and measures
+/// every quantity in every run: `result[seed][quantity]`.
 pub fn measure_runs(
     scenario: &Scenario,
-    expectations: &[Expectation],
+    quantities: &[Quantity],
     seeds: &[u64],
 ) -> Vec<Vec<Result<f64, Unmeasured>>> {
-    let probes: Vec<Option<Probe>> = expectations.iter().map(probe_for).collect();
     map_seeds(seeds, |seed| {
-        let active: Vec<Probe> = probes.iter().flatten().cloned().collect();
-        let output = sim::run_with_probes(scenario, seed, RunOptions::default(), active);
-        let mut filled = output.metrics.probes.iter();
-        expectations
-            .iter()
-            .zip(&probes)
-            .map(|(expectation, probe)| {
-                let probe = probe.as_ref().and_then(|_| filled.next());
-                measure(expectation, probe, &output)
-            })
-            .collect()
+        let output = run_probed(scenario, quantities, seed);
+        measure_all(quantities, &output)
     })
+}
+
+/// Runs `scenario` with `seed` and a probe for each of `quantities`.
+pub fn run_probed(scenario: &Scenario, quantities: &[Quantity], seed: u64) -> RunOutput {
+    let probes: Vec<Probe> = quantities.iter().filter_map(probe_for).collect();
+    sim::run_with_probes(scenario, seed, RunOptions::default(), probes)
+}
+
+/// Measures every quantity in a run made by [`run_probed`] with the same
+/// quantities.
+pub fn measure_all(quantities: &[Quantity], output: &RunOutput) -> Vec<Result<f64, Unmeasured>> {
+    let mut filled = output.metrics.probes.iter();
+    quantities
+        .iter()
+        .map(|quantity| {
+            let probe = match quantity.metric {
+                Metric::EnvoyStat(_) => None,
+                _ => filled.next(),
+            };
+            measure(quantity, probe, output)
+        })
+        .collect()
 }
 
 /// Runs `scenario` and judges every expectation. An Envoy stat the run
@@ -277,7 +307,8 @@ pub fn check_scenario(scenario: &Scenario) -> Result<ScenarioCheck, Diagnostics>
     let expectations = &scenario.expectations;
     let count = expectations.iter().map(|e| e.seeds).max().unwrap_or(1);
     let seeds = seed_list(scenario.seed, count);
-    let measured = measure_runs(scenario, expectations, &seeds);
+    let quantities: Vec<Quantity> = expectations.iter().map(Quantity::of).collect();
+    let measured = measure_runs(scenario, &quantities, &seeds);
     let mut diagnostics = Diagnostics::for_file(&scenario.file);
     let mut verdicts = Vec::new();
     for (index, expectation) in expectations.iter().enumerate() {

@@ -7,6 +7,7 @@ pub mod circuit_breaker;
 pub mod confidence;
 pub mod conn_pool;
 pub mod descriptor;
+pub mod diff;
 pub mod dist;
 pub mod engine;
 pub mod gateway;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use trafficsim::yaml::Diagnostics;
-use trafficsim::{check, report, scenario, sim};
+use trafficsim::{check, diff, report, scenario, sim};
 
 #[derive(Parser)]
 #[command(
@@ -69,6 +69,40 @@ enum Command {
         #[arg(long, value_enum, default_value = "human")]
         format: ReportFormat,
     },
+    /// Run a scenario with the manifests before and after a policy change,
+    /// on the same seeds, and report each metric's change with a
+    /// confidence interval.
+    Diff {
+        /// Scenario file (YAML).
+        scenario: PathBuf,
+        /// Manifests before the change: a file or folder whose objects
+        /// replace the scenario's BackendTrafficPolicies, `git:REV` for
+        /// the scenario's manifest files at a git revision, or
+        /// `git:REV:PATH` for a file or folder at a revision.
+        #[arg(long, value_name = "DIR_OR_FILE|git:REV")]
+        before: String,
+        /// Manifests after the change, in the same forms; defaults to the
+        /// scenario's manifests as they are.
+        #[arg(long, value_name = "DIR_OR_FILE|git:REV")]
+        after: Option<String>,
+        /// Runs per side (a count from 1 to 1000), with seeds seed,
+        /// seed + 1, ...
+        #[arg(long, default_value_t = 10)]
+        seeds: u32,
+        /// First seed (an unsigned integer); defaults to the scenario's.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Confidence level of the intervals (a fraction from 0.5 to 0.999).
+        #[arg(long, default_value_t = 0.95)]
+        confidence: f64,
+        /// Folder for the overlay charts; defaults to
+        /// outputs/<scenario name>/diff.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Output format on stdout.
+        #[arg(long, value_enum, default_value = "human")]
+        format: ReportFormat,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -103,7 +137,70 @@ fn main() -> ExitCode {
             junit,
             format,
         } => run_check(&paths, junit.as_deref(), format),
+        Command::Diff {
+            scenario,
+            before,
+            after,
+            seeds,
+            seed,
+            confidence,
+            out,
+            format,
+        } => {
+            let options = diff::DiffOptions {
+                seeds,
+                base_seed: seed,
+                confidence,
+            };
+            run_diff(&scenario, &before, after.as_deref(), &options, out, format)
+        }
     }
+}
+
+fn run_diff(
+    path: &std::path::Path,
+    before: &str,
+    after: Option<&str>,
+    options: &diff::DiffOptions,
+    out: Option<PathBuf>,
+    format: ReportFormat,
+) -> ExitCode {
+    if !(1..=1000).contains(&options.seeds) {
+        eprintln!(
+            "trafficsim: error: --seeds must be from 1 to 1000, found {}",
+            options.seeds
+        );
+        return ExitCode::from(2);
+    }
+    if !(0.5..=0.999).contains(&options.confidence) {
+        eprintln!(
+            "trafficsim: error: --confidence must be from 0.5 to 0.999, found {}",
+            options.confidence
+        );
+        return ExitCode::from(2);
+    }
+    let before = diff::ManifestSource::parse(before);
+    let after = after.map_or(diff::ManifestSource::Scenario, diff::ManifestSource::parse);
+    let report = match diff::diff(path, &before, &after, options) {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("trafficsim: error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let dir = out.unwrap_or_else(|| PathBuf::from("outputs").join(&report.scenario).join("diff"));
+    if let Err(error) = diff::write_charts(&dir, &report) {
+        eprintln!("trafficsim: error: {error}");
+        return ExitCode::from(2);
+    }
+    match format {
+        ReportFormat::Human => {
+            print!("{}", diff::render_human(&report));
+            println!("charts in {}", dir.display());
+        }
+        ReportFormat::Json => println!("{:#}", diff::render_json(&report)),
+    }
+    ExitCode::SUCCESS
 }
 
 fn print_problems(path: &std::path::Path, diagnostics: &Diagnostics) {

@@ -43,6 +43,9 @@ pub struct Scenario {
     pub gateway: GatewayModel,
     /// Manifest paths read, as written, for the run manifest.
     pub manifest_sources: Vec<String>,
+    /// The manifest files and folders the scenario names, resolved against
+    /// its folder (before any [`ManifestOverride`]).
+    pub manifest_paths: Vec<PathBuf>,
     pub output: OutputSpec,
     pub limits: Limits,
     /// The `expect:` list, in file order; empty when the file has none.
@@ -298,6 +301,7 @@ fn read_scenario(
         Some(node) => read_manifests(node, path, options, &mut manifest_sources, diagnostics),
         None => None,
     };
+    let manifest_paths = written_manifest_paths(root, path);
     let expectations = match fields.get("expect") {
         Some(node) => {
             let context = expect::Context {
@@ -328,6 +332,7 @@ fn read_scenario(
         clients,
         gateway,
         manifest_sources,
+        manifest_paths,
         output,
         limits,
         expectations,
@@ -766,6 +771,17 @@ fn read_manifests(
         &set,
         &manifest::TranslateOptions::default(),
     ))
+}
+
+fn written_manifest_paths(root: &Node, scenario_path: &Path) -> Vec<PathBuf> {
+    let Some(Value::Sequence(items)) = root.get("manifests").map(|n| &n.value) else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .filter_map(|item| item.scalar())
+        .map(|text| yaml::resolve_relative(scenario_path, text))
+        .collect()
 }
 
 /// The path `written` in the scenario names, moved from under `from` to the

@@ -13,7 +13,11 @@ use crate::scenario::{Bound, Expectation};
 
 /// A value printed with up to 6 significant digits, without trailing zeros.
 fn number(value: f64) -> String {
-    if value == 0.0 || !value.is_finite() {
+    if value == 0.0 {
+        // Also prints -0 as 0.
+        return "0".to_string();
+    }
+    if !value.is_finite() {
         return format!("{value}");
     }
     let digits = (6 - 1 - value.abs().log10().floor() as i32).clamp(0, 12) as usize;
