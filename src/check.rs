@@ -6,10 +6,10 @@
 //! is the scenario's. The scenario runs once per seed, however many
 //! expectations share it. With one seed the measured value itself is
 //! judged. With more, the verdict is made on the Student t confidence
-//! interval of the mean: `max` passes when the upper end is at or below
-//! the limit, `min` when the lower end is at or above it, and `between`
-//! when the whole interval lies inside. A bound that the interval crosses
-//! fails, so a pass means the bound holds at that confidence.
+//! interval of the mean. `max` passes when the upper end is at or below
+//! the limit, and `min` when the lower end is at or above it. `between`
+//! passes when the whole interval lies inside. A bound that the interval
+//! crosses fails, so a pass means the bound is met at that confidence.
 //!
 //! Rendering (table, JUnit XML, JSON) is in `check/render.rs`.
 
@@ -52,7 +52,7 @@ pub struct Verdict {
     /// measured.
     pub interval: Option<Interval>,
     pub passed: bool,
-    /// Why no value could be measured, when one could not.
+    /// Reason no value could be measured, when one could not.
     pub problem: Option<String>,
 }
 
@@ -73,7 +73,7 @@ impl ScenarioCheck {
     }
 }
 
-/// Why a metric has no value in one run.
+/// Reason a metric has no value in one run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Unmeasured {
     /// No request of the scope completed in the window, so a fraction or
@@ -97,8 +97,8 @@ impl std::fmt::Display for Unmeasured {
     }
 }
 
-/// The scenario files `paths` name: each file itself, and for each folder
-/// the `*.yaml` and `*.yml` files directly inside it, in name order.
+/// Lists the scenario files `paths` name: each file itself, and for each
+/// folder the `*.yaml` and `*.yml` files directly inside it, in name order.
 pub fn scenario_files(paths: &[std::path::PathBuf]) -> Result<Vec<std::path::PathBuf>, String> {
     let mut files = Vec::new();
     for path in paths {
@@ -132,14 +132,14 @@ pub fn scenario_files(paths: &[std::path::PathBuf]) -> Result<Vec<std::path::Pat
     Ok(files)
 }
 
-/// The seeds `count` runs of a scenario use, starting at `base`.
+/// Returns the seeds of `count` runs, counting up from `base`.
 pub fn seed_list(base: u64, count: u32) -> Vec<u64> {
     (0..u64::from(count))
         .map(|i| base.wrapping_add(i))
         .collect()
 }
 
-/// The probe that measures `quantity`, or `None` for an Envoy stat,
+/// Builds the probe that measures `quantity`, or `None` for an Envoy stat,
 /// which is read from the run's stats instead.
 pub fn probe_for(quantity: &Quantity) -> Option<Probe> {
     if let Metric::EnvoyStat(_) = quantity.metric {
@@ -257,7 +257,7 @@ pub fn map_seeds<T: Send>(seeds: &[u64], f: impl Fn(u64) -> T + Sync) -> Vec<T> 
             .into_iter()
             .flat_map(|handle| match handle.join() {
                 Ok(results) => results,
-                // A panic in a run is a bug; carry it to the caller's thread.
+                // A panic in a run is a bug, so it goes on to the caller's thread.
                 Err(payload) => std::panic::resume_unwind(payload),
             })
             .collect()

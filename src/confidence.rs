@@ -31,14 +31,15 @@ impl Interval {
         self.mean + self.half_width.unwrap_or(0.0)
     }
 
-    /// Whether the whole interval lies strictly above or below zero.
+    /// Returns whether the whole interval lies strictly above or below zero.
     pub fn excludes_zero(&self) -> bool {
         self.half_width.is_some() && (self.low() > 0.0 || self.high() < 0.0)
     }
 }
 
-/// The mean of `values` with its two-sided `confidence` interval (for
-/// example 0.95). `values` must not be empty; `confidence` lies in (0, 1).
+/// Computes the mean of `values` with its two-sided `confidence` interval
+/// (for example 0.95). `values` must not be empty, and `confidence` lies
+/// in (0, 1).
 pub fn mean_interval(values: &[f64], confidence: f64) -> Interval {
     let n = values.len();
     let mean = values.iter().sum::<f64>() / n.max(1) as f64;

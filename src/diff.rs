@@ -35,13 +35,13 @@ use crate::yaml::Diagnostics;
 pub enum ManifestSource {
     /// The scenario's own `manifests:`, as the files are now.
     Scenario,
-    /// A file or folder of manifests. Its objects replace every
-    /// BackendTrafficPolicy of the scenario's manifests; its Gateways and
-    /// routes replace the scenario's objects of the same kind, namespace
-    /// and name, or are added.
+    /// A file or folder of manifests. Every BackendTrafficPolicy of the
+    /// scenario's manifests is dropped and this one's are used. Its
+    /// Gateways and routes replace the scenario's objects of the same kind,
+    /// namespace and name, or are added.
     Path(PathBuf),
-    /// `git:REV`: the scenario's manifest paths as revision `REV` of the
-    /// current directory's repository holds them, in place of all of the
+    /// `git:REV`: the scenario's manifest paths as they are at revision
+    /// `REV` of the current directory's repository, in place of all of the
     /// scenario's manifest files (inline manifests stay).
     /// `git:REV:PATH`: the file or folder `PATH` (relative to the
     /// repository's top folder) at `REV`, used as [`ManifestSource::Path`].
@@ -70,7 +70,7 @@ impl ManifestSource {
         }
     }
 
-    /// The source as the user wrote it, for reports.
+    /// Returns the source as the user wrote it, for reports.
     pub fn label(&self) -> String {
         match self {
             ManifestSource::Scenario => "the scenario's manifests".to_string(),
@@ -95,7 +95,7 @@ pub struct DiffOptions {
     pub confidence: f64,
 }
 
-/// Why a diff could not be made.
+/// Reasons a diff could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum DiffError {
     #[error("{file} has {} problem{}:\n{diagnostics}", diagnostics.len(), if diagnostics.len() == 1 { "" } else { "s" })]
@@ -117,7 +117,7 @@ pub struct MetricDiff {
     /// Mean and interval of the paired differences `after - before`.
     pub change: Option<Interval>,
     pub significant: bool,
-    /// Why a side has no value, when one has none.
+    /// Reason a side has no value, when one has none.
     pub problem: Option<String>,
 }
 
@@ -270,7 +270,7 @@ fn load_side(
     }
 }
 
-/// The metrics compared: a fixed set for the run and for each client,
+/// Lists the metrics compared: a fixed set for the run and for each client,
 /// then the scenario's expectations.
 fn quantities(scenario: &Scenario) -> Vec<Quantity> {
     let priced = scenario.backends.iter().any(|b| !b.cost.is_free());
@@ -313,7 +313,7 @@ fn quantities(scenario: &Scenario) -> Vec<Quantity> {
     quantities
 }
 
-/// What one run of one side gave.
+/// Measurements of one run of one side.
 struct SideRun {
     values: Vec<Result<f64, Unmeasured>>,
     /// Per bucket: 2xx, 429 and 5xx completions, and spend in USD.

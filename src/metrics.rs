@@ -167,7 +167,7 @@ impl OpenBucket {
     }
 }
 
-/// Which requests a [`Probe`] counts.
+/// The requests a [`Probe`] counts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ProbeScope {
     /// Every request of the run.
@@ -181,7 +181,7 @@ pub enum ProbeScope {
     Replica(u32),
 }
 
-/// Where a request came from and went: what probes filter on.
+/// Client, route and replica of a request, which probes filter on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Site {
     /// Index of the client definition.
@@ -365,7 +365,7 @@ impl Metrics {
         open.spend_usd += usd;
     }
 
-    /// A request of `site` completed at `now`: counts it in every probe
+    /// Counts a request of `site` that completed at `now` in every probe
     /// that covers it.
     pub fn probe_completed(
         &mut self,
@@ -384,7 +384,8 @@ impl Metrics {
         }
     }
 
-    /// An attempt of `site` reached a backend at `now`, costing `usd`.
+    /// Counts an attempt of `site` that reached a backend at `now`,
+    /// costing `usd`, in every probe that covers it.
     pub fn probe_backend_attempt(&mut self, site: &Site, retry: bool, usd: f64, now: SimTime) {
         for probe in &mut self.probes {
             if probe.counts(site, now) {

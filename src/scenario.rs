@@ -63,7 +63,7 @@ pub enum ManifestOverride {
     Replace(Vec<PathBuf>),
     /// Each manifest path of the scenario, which must lie under `from`, is
     /// read at the same relative place under `to` instead: the same files
-    /// as another version of the repository holds them.
+    /// as another version of the repository has them.
     Reroot {
         from: PathBuf,
         to: PathBuf,
@@ -72,7 +72,7 @@ pub enum ManifestOverride {
     },
 }
 
-/// How [`load_with`] reads a scenario.
+/// Options of [`load_with`].
 #[derive(Clone, Debug, Default)]
 pub struct LoadOptions {
     pub manifests: Option<ManifestOverride>,
@@ -212,7 +212,8 @@ pub fn load(path: &Path) -> Result<Scenario, Diagnostics> {
     load_with(path, &LoadOptions::default())
 }
 
-/// Like [`load`], with the manifests changed as `options` says.
+/// Reads a scenario like [`load`], with the manifests changed as `options`
+/// sets.
 pub fn load_with(path: &Path, options: &LoadOptions) -> Result<Scenario, Diagnostics> {
     let documents = yaml::load_file(path)?;
     let mut diagnostics = Diagnostics::for_file(path);
@@ -784,8 +785,8 @@ fn written_manifest_paths(root: &Node, scenario_path: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-/// The path `written` in the scenario names, moved from under `from` to the
-/// same place under `to`; `None` when it does not lie under `from`. Both
+/// Moves the path `written` in the scenario from under `from` to the same
+/// place under `to`. Returns `None` when it does not lie under `from`. Both
 /// sides are compared as absolute paths with `.` and `..` resolved.
 fn reroot(scenario_path: &Path, written: &str, from: &Path, to: &Path) -> Option<PathBuf> {
     let written_path = Path::new(written);

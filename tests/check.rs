@@ -496,3 +496,47 @@ fn shipped_ci_scenarios_pass() {
         stderr(&output)
     );
 }
+
+#[test]
+fn probes_leave_the_outputs_unchanged() {
+    let dir = folder("unchanged");
+    let path = write_scenario(
+        &dir,
+        "scenario.yaml",
+        &format!("{FLEET}  - {{metric: completed, replica: 1, from: 1m, max: 1e9}}\n"),
+    );
+    let scenario = scenario::load(&path).unwrap();
+    let plain = trafficsim::sim::run(&scenario, scenario.seed);
+    let quantities: Vec<check::Quantity> = scenario
+        .expectations
+        .iter()
+        .map(check::Quantity::of)
+        .collect();
+    let probed = check::run_probed(&scenario, &quantities, scenario.seed);
+    assert_eq!(probed.metrics.probes.len(), 1);
+    let summary = |output| trafficsim::report::summary(&scenario, output).to_string();
+    assert_eq!(summary(&plain), summary(&probed));
+    assert_eq!(
+        trafficsim::report::timeseries_csv(&plain),
+        trafficsim::report::timeseries_csv(&probed)
+    );
+}
+
+#[test]
+fn reports_are_the_same_bytes_twice() {
+    let dir = folder("twice");
+    let path = write_scenario(
+        &dir,
+        "scenario.yaml",
+        &format!("{FLEET}  - {{metric: spend_usd, client: noise, seeds: 4, max: 1}}\n"),
+    );
+    let scenario = scenario::load(&path).unwrap();
+    let first = check::check_scenario(&scenario).unwrap();
+    let second = check::check_scenario(&scenario).unwrap();
+    let (first, second) = ([first], [second]);
+    assert_eq!(check::render_junit(&first), check::render_junit(&second));
+    assert_eq!(
+        check::render_json(&first).to_string(),
+        check::render_json(&second).to_string()
+    );
+}

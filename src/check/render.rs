@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::{ScenarioCheck, Verdict};
 use crate::scenario::{Bound, Expectation};
 
-/// A value printed with up to 6 significant digits, without trailing zeros.
+/// Formats a value with up to 6 significant digits, without trailing zeros.
 fn number(value: f64) -> String {
     if value == 0.0 {
         // Also prints -0 as 0.
@@ -29,7 +29,7 @@ fn number(value: f64) -> String {
     }
 }
 
-/// What was measured, in words: the value, or the mean with its interval.
+/// Describes what was measured: the value, or the mean with its interval.
 pub fn measured_text(verdict: &Verdict) -> String {
     if let Some(problem) = &verdict.problem {
         return format!("not measured: {problem}");
@@ -56,8 +56,8 @@ fn bound_text(bound: &Bound) -> String {
     }
 }
 
-/// The table printed by `trafficsim check`: one line per expectation with
-/// its verdict, measured value and bound, then a total.
+/// Renders the table `trafficsim check` prints: one line per expectation
+/// with its verdict, measured value and bound, then a total.
 pub fn render_human(checks: &[ScenarioCheck]) -> String {
     let mut text = String::new();
     let (mut passed, mut failed) = (0, 0);
@@ -128,7 +128,7 @@ fn xml_escape(text: &str) -> String {
     escaped
 }
 
-/// JUnit XML: one `testsuite` per scenario and one `testcase` per
+/// Renders JUnit XML: one `testsuite` per scenario and one `testcase` per
 /// expectation, with a `failure` element for each that failed.
 pub fn render_junit(checks: &[ScenarioCheck]) -> String {
     let tests: usize = checks.iter().map(|c| c.verdicts.len()).sum();
@@ -220,7 +220,7 @@ fn expectation_json(expectation: &Expectation) -> Value {
     })
 }
 
-/// Machine-readable results: every scenario, every verdict with its
+/// Renders the results as JSON: every scenario, every verdict with its
 /// values per seed, and the totals.
 pub fn render_json(checks: &[ScenarioCheck]) -> Value {
     let scenarios: Vec<Value> = checks

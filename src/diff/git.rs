@@ -1,4 +1,4 @@
-//! Manifests as a git revision holds them, for `--before git:REV`.
+//! Manifests as they are at a git revision, for `--before git:REV`.
 //!
 //! git runs as a subprocess in the current directory's repository. Files
 //! are read with `git show REV:PATH` into a new folder under the system's
@@ -44,7 +44,7 @@ fn git(dir: &Path, args: &[&str]) -> Result<Vec<u8>, String> {
     Ok(output.stdout)
 }
 
-/// The top folder of the repository the current directory is in.
+/// Finds the top folder of the repository the current directory is in.
 pub fn repository_root() -> Result<PathBuf, String> {
     let stdout = git(Path::new("."), &["rev-parse", "--show-toplevel"])
         .map_err(|error| format!("the current directory is not in a git repository ({error})"))?;
@@ -58,9 +58,9 @@ pub fn repository_root() -> Result<PathBuf, String> {
 }
 
 /// Copies the files at `paths` (files or folders, relative to the
-/// repository's top folder) as revision `rev` holds them. From folders
-/// only `*.yaml` and `*.yml` files are copied, as manifests are read.
-/// A path the revision lacks is skipped; reading the manifests reports it.
+/// repository's top folder) as they are at revision `rev`. From folders
+/// only `*.yaml` and `*.yml` files are copied, as manifests are read. A
+/// path the revision lacks is skipped, and reading the manifests reports it.
 pub fn checkout(rev: &str, paths: &[PathBuf]) -> Result<Checkout, String> {
     if rev.is_empty() || rev.starts_with('-') {
         return Err(format!(

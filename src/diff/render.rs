@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use super::{DiffReport, MetricDiff};
 use crate::confidence::Interval;
 
-/// A value printed with up to 4 significant digits.
+/// Formats a value with up to 4 significant digits.
 fn number(value: f64) -> String {
     if value == 0.0 {
         // Also prints -0 as 0.
@@ -65,8 +65,8 @@ fn change_text(row: &MetricDiff) -> String {
     text
 }
 
-/// The table printed by `trafficsim diff`: each metric before, after, and
-/// the change with its interval; `*` marks a significant change.
+/// Renders the table `trafficsim diff` prints: each metric before, after,
+/// and the change with its interval. `*` marks a significant change.
 pub fn render_human(report: &DiffReport) -> String {
     let mut text = String::new();
     let seeds = match report.seeds.as_slice() {
@@ -86,6 +86,7 @@ pub fn render_human(report: &DiffReport) -> String {
         "after".to_string(),
         format!("change ({}% interval)", number(report.confidence * 100.0)),
     ];
+
     let mut rows = vec![header];
     for row in &report.rows {
         rows.push([
@@ -114,6 +115,7 @@ pub fn render_human(report: &DiffReport) -> String {
             w3 = widths[3]
         );
     }
+
     let significant = report.rows.iter().filter(|r| r.significant).count();
     let _ = writeln!(
         text,
@@ -148,7 +150,7 @@ fn interval_json(interval: Option<&Interval>) -> Value {
     }
 }
 
-/// Machine-readable results of a diff.
+/// Renders the results of a diff as JSON.
 pub fn render_json(report: &DiffReport) -> Value {
     let rows: Vec<Value> = report
         .rows

@@ -27,12 +27,12 @@ pub struct Expectation {
     pub seeds: u32,
     /// Two-sided confidence level of the interval, such as 0.95.
     pub confidence: f64,
-    /// Where the expectation starts in the scenario file.
+    /// Location of the expectation in the scenario file.
     pub location: Location,
     pub path: String,
 }
 
-/// What an expectation measures.
+/// The quantity an expectation measures.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Metric {
     /// Share of completed requests whose final status matches, 0 to 1.
@@ -72,7 +72,7 @@ const METRICS: &[&str] = &[
 ];
 
 impl Metric {
-    /// The metric's name as written in `metric:`.
+    /// Returns the metric's name as written in `metric:`.
     pub fn name(&self) -> &'static str {
         match self {
             Metric::StatusFraction(_) => "status_fraction",
@@ -88,7 +88,8 @@ impl Metric {
         }
     }
 
-    /// The name with its parameter, such as `status_fraction(429)`.
+    /// Describes the metric with its parameter, such as
+    /// `status_fraction(429)`.
     pub fn describe(&self) -> String {
         match self {
             Metric::StatusFraction(statuses) | Metric::StatusCount(statuses) => {
@@ -128,7 +129,7 @@ impl std::fmt::Display for StatusMatch {
     }
 }
 
-/// Which requests an expectation looks at.
+/// The requests an expectation looks at.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Scope {
     Run,
@@ -190,7 +191,7 @@ pub enum Bound {
 }
 
 impl Bound {
-    /// Whether every value from `low` to `high` lies within the bound.
+    /// Returns whether every value from `low` to `high` lies within the bound.
     pub fn contains(&self, low: f64, high: f64) -> bool {
         match *self {
             Bound::Max(max) => high <= max,
@@ -210,8 +211,8 @@ impl std::fmt::Display for Bound {
     }
 }
 
-/// What expectations are checked against; a part that failed to read is
-/// `None`, and the checks that need it are skipped.
+/// The parts of the scenario expectations are checked against. A part
+/// that failed to read is `None`, and the checks that need it are skipped.
 pub(super) struct Context<'a> {
     pub clients: Option<&'a [ClientSpec]>,
     pub gateway: Option<&'a GatewayModel>,
@@ -280,6 +281,7 @@ fn read_expectation(
         None => Some(0.95),
     };
     let name = fields.get("name").and_then(|n| n.string(diagnostics));
+
     let (metric, scope, window, bound) = (metric?, scope?, window?, bound?);
     if let Metric::EnvoyStat(_) = metric {
         check_envoy_stat_scope(&fields, &scope, &window, diagnostics)?;
@@ -488,6 +490,7 @@ fn resolve_route(
             .filter(|&i| key(&routes[i].http_route))
             .collect()
     };
+
     let exact = matching(&|http_route| http_route == name);
     if !exact.is_empty() {
         return Some(exact);
@@ -513,6 +516,7 @@ fn resolve_route(
     if !by_name.is_empty() {
         return Some(by_name);
     }
+
     let mut known: Vec<&str> = routes.iter().map(|r| r.http_route.as_str()).collect();
     known.sort_unstable();
     known.dedup();

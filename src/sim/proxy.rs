@@ -258,7 +258,7 @@ impl Proxies {
         stats
     }
 
-    /// The stats of each replica on its own, in replica order.
+    /// Collects the stats of each replica on its own, in replica order.
     pub fn collect_replica_stats(&self, scenario: &Scenario) -> Vec<EnvoyStats> {
         let model = &scenario.gateway;
         let has_local = model.routes.iter().any(|r| r.local_rate_limit.is_some());
