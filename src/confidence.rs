@@ -1,11 +1,52 @@
-//! Confidence intervals over repeated runs: the mean of one value measured
-//! with several seeds, and how far the true mean may lie from it.
+//! Means and confidence intervals over independent replications (runs with
+//! different seeds), using Student's t distribution.
 //!
-//! Intervals use Student's t distribution with `n - 1` degrees of freedom,
-//! which fits a handful of runs better than the normal approximation. The
-//! seeds of a check or a diff are few (often 5 to 30), so this matters:
-//! with 5 runs the 95% multiplier is 2.78, not 1.96. Which seeds are run,
-//! and what a verdict means, is left to `check` and `diff`.
+//! Student's t with `n - 1` degrees of freedom fits a handful of runs
+//! better than the normal approximation: with 5 runs the 95% multiplier is
+//! 2.78, not 1.96. [`Estimate`] is the plain mean and interval;
+//! [`Interval`] also keeps the spread and marks a single value as having
+//! no interval, which `check` and `diff` need for their verdicts.
+
+/// Mean of `samples` with a two-sided confidence interval.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Estimate {
+    pub mean: f64,
+    pub low: f64,
+    pub high: f64,
+    pub samples: usize,
+}
+
+/// Mean and `confidence` interval (for example 0.95) of independent
+/// samples. With one sample the interval is the point itself.
+pub fn estimate(samples: &[f64], confidence: f64) -> Estimate {
+    let n = samples.len();
+    if n == 0 {
+        return Estimate {
+            mean: f64::NAN,
+            low: f64::NAN,
+            high: f64::NAN,
+            samples: 0,
+        };
+    }
+    let mean = samples.iter().sum::<f64>() / n as f64;
+    if n == 1 {
+        return Estimate {
+            mean,
+            low: mean,
+            high: mean,
+            samples: 1,
+        };
+    }
+    let variance = samples.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+    let half_width =
+        t_quantile(0.5 + confidence / 2.0, (n - 1) as f64) * (variance / n as f64).sqrt();
+    Estimate {
+        mean,
+        low: mean - half_width,
+        high: mean + half_width,
+        samples: n,
+    }
+}
 
 /// The mean of `n` values and a two-sided confidence interval around it.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -54,7 +95,7 @@ pub fn mean_interval(values: &[f64], confidence: f64) -> Interval {
     }
     let squares: f64 = values.iter().map(|v| (v - mean) * (v - mean)).sum();
     let std_dev = (squares / (n - 1) as f64).sqrt();
-    let t = student_t_quantile((1.0 + confidence) / 2.0, (n - 1) as f64);
+    let t = t_quantile((1.0 + confidence) / 2.0, (n - 1) as f64);
     Interval {
         n,
         mean,
@@ -64,59 +105,57 @@ pub fn mean_interval(values: &[f64], confidence: f64) -> Interval {
     }
 }
 
-/// The `p` quantile (0.5 <= p < 1) of Student's t distribution with `df`
-/// degrees of freedom, found by bisection on the distribution function to
-/// about 1e-12.
-pub fn student_t_quantile(p: f64, df: f64) -> f64 {
-    if p <= 0.5 {
-        return 0.0;
+/// The `p` quantile of Student's t distribution with `df` degrees of
+/// freedom, found by bisection on the distribution function.
+pub fn t_quantile(p: f64, df: f64) -> f64 {
+    if p <= 0.0 {
+        return f64::NEG_INFINITY;
     }
-    let mut high = 1.0;
-    while student_t_cdf(high, df) < p && high < 1e12 {
+    if p >= 1.0 {
+        return f64::INFINITY;
+    }
+    if p < 0.5 {
+        return -t_quantile(1.0 - p, df);
+    }
+    let (mut low, mut high) = (0.0, 1.0);
+    while t_cdf(high, df) < p {
         high *= 2.0;
-    }
-    let mut low = 0.0;
-    for _ in 0..200 {
-        let middle = (low + high) / 2.0;
-        if student_t_cdf(middle, df) < p {
-            low = middle;
-        } else {
-            high = middle;
+        if high > 1e12 {
+            return high;
         }
-        if high - low < 1e-12 * high.max(1.0) {
-            break;
+    }
+    for _ in 0..200 {
+        let mid = (low + high) / 2.0;
+        if t_cdf(mid, df) < p {
+            low = mid;
+        } else {
+            high = mid;
         }
     }
     (low + high) / 2.0
 }
 
-/// P(T <= t) for Student's t with `df` degrees of freedom.
-pub fn student_t_cdf(t: f64, df: f64) -> f64 {
-    // The tail beyond |t| is half the regularized incomplete beta function
-    // at df / (df + t^2) with parameters (df / 2, 1 / 2).
-    let tail = 0.5 * incomplete_beta(df / (df + t * t), df / 2.0, 0.5);
+/// Student's t distribution function.
+pub fn t_cdf(t: f64, df: f64) -> f64 {
+    let x = df / (df + t * t);
+    let tail = 0.5 * regularized_incomplete_beta(df / 2.0, 0.5, x);
     if t >= 0.0 { 1.0 - tail } else { tail }
 }
 
 /// The regularized incomplete beta function I_x(a, b), by its continued
-/// fraction evaluated with the modified Lentz method.
-fn incomplete_beta(x: f64, a: f64, b: f64) -> f64 {
+/// fraction (modified Lentz's method).
+fn regularized_incomplete_beta(a: f64, b: f64, x: f64) -> f64 {
     if x <= 0.0 {
         return 0.0;
     }
     if x >= 1.0 {
         return 1.0;
     }
-    // The continued fraction converges fast for x < (a + 1) / (a + b + 2);
-    // above that the symmetry I_x(a, b) = 1 - I_{1-x}(b, a) is used.
     if x > (a + 1.0) / (a + b + 2.0) {
-        return 1.0 - incomplete_beta(1.0 - x, b, a);
+        return 1.0 - regularized_incomplete_beta(b, a, 1.0 - x);
     }
     let log_front = a * x.ln() + b * (1.0 - x).ln() - ln_beta(a, b);
-    log_front.exp() * beta_fraction(x, a, b) / a
-}
-
-fn beta_fraction(x: f64, a: f64, b: f64) -> f64 {
+    let front = log_front.exp() / a;
     const TINY: f64 = 1e-300;
     let mut c = 1.0;
     let mut d = 1.0 - (a + b) * x / (a + 1.0);
@@ -127,38 +166,34 @@ fn beta_fraction(x: f64, a: f64, b: f64) -> f64 {
     let mut result = d;
     for m in 1..500 {
         let m = f64::from(m);
-        // Even step of the fraction.
-        let even = m * (b - m) * x / ((a + 2.0 * m - 1.0) * (a + 2.0 * m));
-        d = 1.0 + even * d;
-        d = if d.abs() < TINY { 1.0 / TINY } else { 1.0 / d };
-        c = 1.0 + even / c;
-        if c.abs() < TINY {
-            c = TINY;
+        let numerator = m * (b - m) * x / ((a + 2.0 * m - 1.0) * (a + 2.0 * m));
+        for step in [
+            numerator,
+            -(a + m) * (a + b + m) * x / ((a + 2.0 * m) * (a + 2.0 * m + 1.0)),
+        ] {
+            d = 1.0 + step * d;
+            if d.abs() < TINY {
+                d = TINY;
+            }
+            c = 1.0 + step / c;
+            if c.abs() < TINY {
+                c = TINY;
+            }
+            d = 1.0 / d;
+            result *= d * c;
         }
-        result *= d * c;
-        // Odd step.
-        let odd = -(a + m) * (a + b + m) * x / ((a + 2.0 * m) * (a + 2.0 * m + 1.0));
-        d = 1.0 + odd * d;
-        d = if d.abs() < TINY { 1.0 / TINY } else { 1.0 / d };
-        c = 1.0 + odd / c;
-        if c.abs() < TINY {
-            c = TINY;
-        }
-        let step = d * c;
-        result *= step;
-        if (step - 1.0).abs() < 1e-15 {
+        if (d * c - 1.0).abs() < 1e-15 {
             break;
         }
     }
-    result
+    front * result
 }
 
 fn ln_beta(a: f64, b: f64) -> f64 {
     ln_gamma(a) + ln_gamma(b) - ln_gamma(a + b)
 }
 
-/// ln Γ(x) for x > 0, by the Lanczos approximation (g = 7, nine terms),
-/// accurate to about 15 significant digits.
+/// ln Γ(x) for x > 0 (Lanczos approximation, g = 7, 9 terms).
 fn ln_gamma(x: f64) -> f64 {
     const COEFFICIENTS: [f64; 9] = [
         0.999_999_999_999_809_9,
@@ -172,7 +207,6 @@ fn ln_gamma(x: f64) -> f64 {
         1.505_632_735_149_311_6e-7,
     ];
     if x < 0.5 {
-        // Reflection: Γ(x) Γ(1 - x) = π / sin(πx).
         let pi = std::f64::consts::PI;
         return (pi / (pi * x).sin()).ln() - ln_gamma(1.0 - x);
     }
@@ -189,33 +223,37 @@ fn ln_gamma(x: f64) -> f64 {
 mod tests {
     use super::*;
 
-    fn close(found: f64, expected: f64, tolerance: f64) -> bool {
-        (found - expected).abs() <= tolerance
-    }
-
     #[test]
-    fn t_quantiles_match_published_tables() {
-        // Two-sided 95% and 99% critical values of Student's t.
-        let cases = [
-            (0.975, 1.0, 12.706_205),
-            (0.975, 4.0, 2.776_445),
-            (0.975, 9.0, 2.262_157),
-            (0.975, 29.0, 2.045_230),
-            (0.995, 9.0, 3.249_836),
-            (0.95, 4.0, 2.131_847),
-            (0.975, 1000.0, 1.962_339),
-        ];
-        for (p, df, expected) in cases {
-            let found = student_t_quantile(p, df);
-            assert!(close(found, expected, 1e-5), "p {p} df {df}: {found}");
+    fn t_quantiles_match_tables() {
+        // Two-sided 95% critical values from standard t tables.
+        for (df, expected) in [
+            (1.0, 12.706),
+            (2.0, 4.303),
+            (4.0, 2.776),
+            (9.0, 2.262),
+            (30.0, 2.042),
+        ] {
+            let value = t_quantile(0.975, df);
+            assert!((value - expected).abs() < 0.001, "df {df}: {value}");
         }
+        assert!((t_quantile(0.995, 10.0) - 3.169).abs() < 0.001);
+        assert!((t_quantile(0.975, 1e6) - 1.960).abs() < 0.001);
     }
 
     #[test]
-    fn t_distribution_is_symmetric() {
-        assert!(close(student_t_cdf(0.0, 5.0), 0.5, 1e-12));
-        let sum = student_t_cdf(1.3, 7.0) + student_t_cdf(-1.3, 7.0);
-        assert!(close(sum, 1.0, 1e-12));
+    fn estimate_covers_the_mean() {
+        let samples = [10.0, 12.0, 11.0, 9.0, 13.0];
+        let e = estimate(&samples, 0.95);
+        assert_eq!(e.mean, 11.0);
+        // s = 1.581, t(0.975, 4) = 2.776, half width 1.963.
+        assert!((e.high - 12.963).abs() < 0.01, "{e:?}");
+        assert!((e.low - 9.037).abs() < 0.01, "{e:?}");
+    }
+
+    #[test]
+    fn one_sample_has_no_width() {
+        let e = estimate(&[3.0], 0.95);
+        assert_eq!((e.low, e.high), (3.0, 3.0));
     }
 
     #[test]
@@ -232,9 +270,18 @@ mod tests {
         let interval = mean_interval(&[1.0, 2.0, 3.0, 4.0, 5.0], 0.95);
         assert_eq!(interval.mean, 3.0);
         let std_dev = 2.5f64.sqrt();
-        assert!(close(interval.std_dev, std_dev, 1e-12));
+        assert!((interval.std_dev - std_dev).abs() < 1e-12);
         let half = 2.776_445 * std_dev / 5f64.sqrt();
-        assert!(close(interval.half_width.unwrap_or(0.0), half, 1e-5));
+        assert!((interval.half_width.unwrap_or(0.0) - half).abs() < 1e-5);
+    }
+
+    #[test]
+    fn interval_agrees_with_estimate() {
+        let values = [10.0, 12.0, 11.0, 9.0, 13.0];
+        let interval = mean_interval(&values, 0.9);
+        let estimate = estimate(&values, 0.9);
+        assert!((interval.low() - estimate.low).abs() < 1e-12);
+        assert!((interval.high() - estimate.high).abs() < 1e-12);
     }
 
     #[test]

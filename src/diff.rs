@@ -195,7 +195,7 @@ pub fn diff(
 }
 
 fn load(path: &Path, options: &LoadOptions, side: &str) -> Result<Scenario, DiffError> {
-    scenario::load_with(path, options).map_err(|diagnostics| DiffError::Scenario {
+    scenario::load_with_options(path, &[], options).map_err(|diagnostics| DiffError::Scenario {
         file: if side.is_empty() {
             path.display().to_string()
         } else {

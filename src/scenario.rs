@@ -9,10 +9,12 @@
 
 mod client;
 mod expect;
+mod sweep;
 mod trace;
 
 pub use client::{ClientKind, ClientSpec, Connection, OpenArrival, RequestTemplate};
 pub use expect::{Bound, Expectation, Metric, Scope, StatusMatch, Window};
+pub use sweep::{DEFAULT_METRICS, Goal, Parameter, SweepMetric, SweepSpec, expand_range};
 pub use trace::{TraceRow, read_trace};
 
 use std::path::{Path, PathBuf};
@@ -21,6 +23,7 @@ use crate::dist::{self, Dist, Quantity};
 use crate::gateway::GatewayModel;
 use crate::local_rate_limit::RefillModel;
 use crate::manifest;
+use crate::overrides::{self, Override, Target};
 use crate::time::SimDuration;
 use crate::yaml::{self, Diagnostics, Node, Value};
 
@@ -48,6 +51,8 @@ pub struct Scenario {
     pub manifest_paths: Vec<PathBuf>,
     pub output: OutputSpec,
     pub limits: Limits,
+    /// Parameters `trafficsim sweep` varies, when the file defines them.
+    pub sweep: Option<SweepSpec>,
     /// The `expect:` list, in file order; empty when the file has none.
     pub expectations: Vec<Expectation>,
 }
@@ -93,6 +98,10 @@ pub struct EnvoySpec {
     pub upstream_latency: SimDuration,
     /// Time to open an upstream TCP connection.
     pub connect_time: SimDuration,
+    /// Replaces every local rate limit's LRU capacity for per-value
+    /// buckets (Envoy's route-level `max_dynamic_descriptors`, which Envoy
+    /// Gateway leaves at Envoy's default of 20).
+    pub max_dynamic_descriptors: Option<usize>,
 }
 
 /// How requests are spread over Envoy replicas.
@@ -204,20 +213,30 @@ const TOP_FIELDS: &[&str] = &[
     "clients",
     "output",
     "limits",
+    "sweep",
     "expect",
 ];
 
 /// Reads and validates a scenario file and everything it references.
 pub fn load(path: &Path) -> Result<Scenario, Diagnostics> {
-    load_with(path, &LoadOptions::default())
+    load_with(path, &[])
 }
 
-/// Reads a scenario like [`load`], with the manifests changed as `options`
-/// sets.
-pub fn load_with(path: &Path, options: &LoadOptions) -> Result<Scenario, Diagnostics> {
-    let documents = yaml::load_file(path)?;
+/// Like [`load`], with fields of the scenario or of its manifest objects
+/// set to other values first.
+pub fn load_with(path: &Path, overrides: &[Override]) -> Result<Scenario, Diagnostics> {
+    load_with_options(path, overrides, &LoadOptions::default())
+}
+
+/// Like [`load_with`], with the manifests also changed as `options` sets.
+pub fn load_with_options(
+    path: &Path,
+    overrides: &[Override],
+    options: &LoadOptions,
+) -> Result<Scenario, Diagnostics> {
+    let mut documents = yaml::load_file(path)?;
     let mut diagnostics = Diagnostics::for_file(path);
-    let Some(document) = documents.first() else {
+    let Some(document) = documents.first().cloned() else {
         diagnostics.error_at(Default::default(), "", "scenario file is empty");
         return Err(diagnostics);
     };
@@ -227,7 +246,23 @@ pub fn load_with(path: &Path, options: &LoadOptions) -> Result<Scenario, Diagnos
             "a scenario file holds one document; put manifests in their own files",
         );
     }
-    let scenario = read_scenario(&document.root, path, options, &mut diagnostics);
+    let mut root = document.root.clone();
+    for over in overrides
+        .iter()
+        .filter(|o| o.path.target == Target::Scenario)
+    {
+        if let Err(message) =
+            overrides::set(&mut root, &over.path.segments, &over.value, &over.path.text)
+        {
+            diagnostics.error(&root, message);
+        }
+    }
+    documents.clear();
+    let object_overrides: Vec<&Override> = overrides
+        .iter()
+        .filter(|o| o.path.target != Target::Scenario)
+        .collect();
+    let scenario = read_scenario(&root, path, &object_overrides, options, &mut diagnostics);
     match scenario {
         Some(scenario) if diagnostics.is_empty() => Ok(scenario),
         _ => {
@@ -240,6 +275,7 @@ pub fn load_with(path: &Path, options: &LoadOptions) -> Result<Scenario, Diagnos
 fn read_scenario(
     root: &Node,
     path: &Path,
+    object_overrides: &[&Override],
     options: &LoadOptions,
     diagnostics: &mut Diagnostics,
 ) -> Option<Scenario> {
@@ -289,6 +325,10 @@ fn read_scenario(
         Some(node) => read_limits(node, diagnostics),
         None => Some(Limits::default()),
     };
+    let sweep = match fields.get("sweep") {
+        Some(node) => sweep::read_sweep(node, diagnostics).map(Some),
+        None => Some(None),
+    };
 
     let backends = fields
         .require("backends", diagnostics)
@@ -299,7 +339,14 @@ fn read_scenario(
 
     let mut manifest_sources = Vec::new();
     let gateway = match fields.require("manifests", diagnostics) {
-        Some(node) => read_manifests(node, path, options, &mut manifest_sources, diagnostics),
+        Some(node) => read_manifests(
+            node,
+            path,
+            object_overrides,
+            options,
+            &mut manifest_sources,
+            diagnostics,
+        ),
         None => None,
     };
     let manifest_paths = written_manifest_paths(root, path);
@@ -317,7 +364,8 @@ fn read_scenario(
         None => Some(Vec::new()),
     };
 
-    let (envoy, output, limits, expectations) = (envoy?, output?, limits?, expectations?);
+    let (envoy, output, limits, sweep) = (envoy?, output?, limits?, sweep?);
+    let expectations = expectations?;
     let (backends, clients, gateway) = (backends?, clients?, gateway?);
     check_backend_references(&gateway, &backends, root, diagnostics);
     check_endless_clients(&clients, duration, root, diagnostics);
@@ -336,6 +384,7 @@ fn read_scenario(
         manifest_paths,
         output,
         limits,
+        sweep,
         expectations,
     })
 }
@@ -371,6 +420,7 @@ fn default_envoy() -> EnvoySpec {
         client_latency: SimDuration::from_micros(200),
         upstream_latency: SimDuration::from_micros(100),
         connect_time: SimDuration::ZERO,
+        max_dynamic_descriptors: None,
     }
 }
 
@@ -385,6 +435,7 @@ fn read_envoy(node: &Node, diagnostics: &mut Diagnostics) -> Option<EnvoySpec> {
             "client_latency",
             "upstream_latency",
             "connect_time",
+            "max_dynamic_descriptors",
         ],
     )?;
     let mut envoy = default_envoy();
@@ -415,6 +466,10 @@ fn read_envoy(node: &Node, diagnostics: &mut Diagnostics) -> Option<EnvoySpec> {
     }
     if let Some(n) = fields.get("connect_time") {
         envoy.connect_time = n.duration(diagnostics)?;
+    }
+    if let Some(n) = fields.get("max_dynamic_descriptors") {
+        envoy.max_dynamic_descriptors =
+            Some(positive_count(n, "max_dynamic_descriptors", 10_000_000, diagnostics)? as usize);
     }
     Some(envoy)
 }
@@ -674,6 +729,7 @@ fn read_cost(node: &Node, diagnostics: &mut Diagnostics) -> Option<CostModel> {
 fn read_manifests(
     node: &Node,
     scenario_path: &Path,
+    object_overrides: &[&Override],
     options: &LoadOptions,
     sources: &mut Vec<String>,
     diagnostics: &mut Diagnostics,
@@ -725,7 +781,19 @@ fn read_manifests(
     // Paths that exist and inline objects are still read when another
     // item is missing, so their problems are reported in the same pass.
     let complete = paths.len() + inline.len() == items.len();
-    let mut set = match manifest::load_paths(&paths) {
+    let mut matched = vec![0usize; object_overrides.len()];
+    let mut edit = |root: &mut Node| -> Result<(), String> {
+        for (index, over) in object_overrides.iter().enumerate() {
+            matched[index] += overrides::apply_to_objects(root, over)?;
+        }
+        Ok(())
+    };
+    for item in &mut inline {
+        if let Err(message) = edit(item) {
+            diagnostics.error(item, message);
+        }
+    }
+    let mut set = match manifest::load_paths_edited(&paths, &mut edit) {
         Ok(set) => Some(set),
         Err(errors) => {
             diagnostics.extend(errors);
@@ -765,6 +833,15 @@ fn read_manifests(
                 diagnostics.extend(errors);
                 set = None;
             }
+        }
+    }
+    for (over, count) in object_overrides.iter().zip(&matched) {
+        if *count == 0 {
+            diagnostics.error(
+                node,
+                format!("override `{over}` matches no object in the manifests"),
+            );
+            return None;
         }
     }
     let set = set.filter(|_| complete)?;

@@ -154,7 +154,7 @@ fn replacement_drops_policies_and_same_named_objects() {
     let options = LoadOptions {
         manifests: Some(ManifestOverride::Replace(vec![replacement])),
     };
-    let scenario = scenario::load_with(&path, &options).unwrap();
+    let scenario = scenario::load_with_options(&path, &[], &options).unwrap();
     let routes = &scenario.gateway.routes;
     assert_eq!(routes.len(), 1, "the route is replaced, not duplicated");
     assert_eq!(routes[0].hostnames, ["api.example.com"]);
