@@ -65,6 +65,9 @@ pub struct ScenarioCheck {
     /// `expectations[i].seeds` of them.
     pub seeds: Vec<u64>,
     pub verdicts: Vec<Verdict>,
+    /// Notes and warnings of the runs for the user, each once: unaccepted
+    /// policies, and runs a limit stopped early.
+    pub notes: Vec<String>,
 }
 
 impl ScenarioCheck {
@@ -221,9 +224,9 @@ fn envoy_stat(stat: &str, scope: &Scope, output: &RunOutput) -> Result<f64, Unme
     if let Some(value) = stats.and_then(|stats| stats.0.get(stat)) {
         return Ok(*value as f64);
     }
-    // Envoy creates some counters only once they count: the fault filter's,
-    // and any counter of a replica that saw no such event. A name the whole
-    // run has is 0 where it is missing.
+    // The simulator reports some counters only once they count: the fault
+    // filter's, and any counter of a replica that saw no such event. A name
+    // the whole run has is 0 where it is missing.
     if stat.starts_with("http.fault.") || output.envoy_stats.0.contains_key(stat) {
         return Ok(0.0);
     }
@@ -266,17 +269,52 @@ pub fn map_seeds<T: Send>(seeds: &[u64], f: impl Fn(u64) -> T + Sync) -> Vec<T> 
     indexed.into_iter().map(|(_, value)| value).collect()
 }
 
+/// What one run gave: every quantity measured, and the run's notes.
+#[derive(Clone, Debug)]
+pub struct RunMeasures {
+    pub values: Vec<Result<f64, Unmeasured>>,
+    /// The run's notes, then a warning when a limit stopped it early.
+    pub notes: Vec<String>,
+}
+
 /// Runs `scenario` once per seed with a probe per quantity and measures
-/// every quantity in every run: `result[seed][quantity]`.
+/// every quantity in every run, in seed order.
 pub fn measure_runs(
     scenario: &Scenario,
     quantities: &[Quantity],
     seeds: &[u64],
-) -> Vec<Vec<Result<f64, Unmeasured>>> {
+) -> Vec<RunMeasures> {
     map_seeds(seeds, |seed| {
         let output = run_probed(scenario, quantities, seed);
-        measure_all(quantities, &output)
+        RunMeasures {
+            values: measure_all(quantities, &output),
+            notes: run_notes(&output),
+        }
     })
+}
+
+/// Returns the notes of a run, and a warning naming the seed when a limit
+/// stopped it early.
+pub fn run_notes(output: &RunOutput) -> Vec<String> {
+    let mut notes = output.notes.clone();
+    if let Some(truncation) = &output.truncated {
+        notes.push(format!(
+            "warning: the run with seed {} {truncation}",
+            output.seed
+        ));
+    }
+    notes
+}
+
+/// Merges the notes of several runs, keeping the first of each.
+pub fn distinct_notes<'a>(notes: impl IntoIterator<Item = &'a String>) -> Vec<String> {
+    let mut distinct: Vec<String> = Vec::new();
+    for note in notes {
+        if !distinct.contains(note) {
+            distinct.push(note.clone());
+        }
+    }
+    distinct
 }
 
 /// Runs `scenario` with `seed` and a probe for each of `quantities`.
@@ -316,7 +354,7 @@ pub fn check_scenario(scenario: &Scenario) -> Result<ScenarioCheck, Diagnostics>
         let mut values = Vec::new();
         let mut problem = None;
         for (seed, run) in seeds.iter().zip(runs) {
-            match &run[index] {
+            match &run.values[index] {
                 Ok(value) => values.push(*value),
                 Err(Unmeasured::UnknownStat(stat)) => {
                     report_unknown_stat(expectation, stat, scenario, &mut diagnostics);
@@ -339,6 +377,7 @@ pub fn check_scenario(scenario: &Scenario) -> Result<ScenarioCheck, Diagnostics>
         file: scenario.file.clone(),
         seeds,
         verdicts,
+        notes: distinct_notes(measured.iter().flat_map(|run| &run.notes)),
     })
 }
 
@@ -397,7 +436,7 @@ fn report_unknown_stat(
     };
     diagnostics.error_at(
         expectation.location,
-        &format!("{}.stat", expectation.path),
+        &expectation.path,
         format!("the run has no Envoy stat `{stat}`; {hint}"),
     );
 }

@@ -145,6 +145,10 @@ pub struct DiffReport {
     pub after_series: SideSeries,
     /// Whether any backend has a price, so spend is worth showing.
     pub priced: bool,
+    /// Notes of each side's runs, each once, such as a policy Envoy
+    /// Gateway does not accept.
+    pub before_notes: Vec<String>,
+    pub after_notes: Vec<String>,
 }
 
 /// Runs `scenario_path` with the manifests of `before` and of `after`.
@@ -191,6 +195,8 @@ pub fn diff(
         before_series: side_series(&before_runs, bucket.as_secs_f64()),
         after_series: side_series(&after_runs, bucket.as_secs_f64()),
         priced: as_written.backends.iter().any(|b| !b.cost.is_free()),
+        before_notes: check::distinct_notes(before_runs.iter().flat_map(|r| &r.notes)),
+        after_notes: check::distinct_notes(after_runs.iter().flat_map(|r| &r.notes)),
     })
 }
 
@@ -318,6 +324,7 @@ struct SideRun {
     values: Vec<Result<f64, Unmeasured>>,
     /// Per bucket: 2xx, 429 and 5xx completions, and spend in USD.
     buckets: Vec<[f64; 4]>,
+    notes: Vec<String>,
 }
 
 fn run_side(scenario: &Scenario, quantities: &[Quantity], seeds: &[u64]) -> Vec<SideRun> {
@@ -326,6 +333,7 @@ fn run_side(scenario: &Scenario, quantities: &[Quantity], seeds: &[u64]) -> Vec<
         SideRun {
             values: check::measure_all(quantities, &output),
             buckets: bucket_totals(&output),
+            notes: check::run_notes(&output),
         }
     })
 }

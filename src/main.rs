@@ -372,6 +372,15 @@ fn run_diff(
             return ExitCode::from(2);
         }
     };
+    let sides = [
+        ("before", &report.before_notes),
+        ("after", &report.after_notes),
+    ];
+    for (side, notes) in sides {
+        for note in notes {
+            eprintln!("trafficsim: note: {side}: {note}");
+        }
+    }
     let dir = out.unwrap_or_else(|| PathBuf::from("outputs").join(&report.scenario).join("diff"));
     if let Err(error) = diff::write_charts(&dir, &report) {
         eprintln!("trafficsim: error: {error}");
@@ -429,7 +438,12 @@ fn run_check(paths: &[PathBuf], junit: Option<&std::path::Path>, format: ReportF
     let mut results = Vec::new();
     for scenario in &scenarios {
         match check::check_scenario(scenario) {
-            Ok(result) => results.push(result),
+            Ok(result) => {
+                for note in &result.notes {
+                    eprintln!("trafficsim: note: {}: {note}", result.name);
+                }
+                results.push(result);
+            }
             Err(diagnostics) => {
                 print_problems(&scenario.file, &diagnostics);
                 bad_input = true;

@@ -362,7 +362,10 @@ fn unknown_envoy_stat_names_a_near_miss() {
         panic!("an unknown stat was accepted");
     };
     let text = diagnostics.to_string();
-    assert!(text.contains("expect[0].stat"), "{text}");
+    assert!(
+        text.contains("expect[0]: the run has no Envoy stat"),
+        "{text}"
+    );
     assert!(text.contains("did you mean `http.no_route`?"), "{text}");
 }
 
@@ -539,4 +542,18 @@ fn reports_are_the_same_bytes_twice() {
         check::render_json(&first).to_string(),
         check::render_json(&second).to_string()
     );
+}
+
+#[test]
+fn truncated_runs_are_noted() {
+    let dir = folder("truncated");
+    let base = BASIC.replace("expect:\n", "limits:\n  max_events: 20\nexpect:\n");
+    let result = run_check(&dir, &base, "  - {metric: completed, seeds: 2, max: 10}\n");
+    assert_eq!(result.notes.len(), 2, "{:?}", result.notes);
+    assert!(
+        result.notes[0].starts_with("warning: the run with seed 1 stopped after 20 events"),
+        "{:?}",
+        result.notes
+    );
+    assert!(result.notes[1].contains("seed 2"), "{:?}", result.notes);
 }
