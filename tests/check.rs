@@ -294,10 +294,11 @@ fn several_seeds_are_judged_on_the_interval() {
 #[test]
 fn undefined_values_fail_with_a_reason() {
     let dir = folder("undefined");
+    // The basic limit's ten requests all complete in the first second.
     let result = run_check(
         &dir,
-        FLEET,
-        "  - {metric: status_fraction, status: 200, route: backend, from: 3m, max: 1}\n",
+        BASIC,
+        "  - {metric: status_fraction, status: 200, route: backend, from: 1s, max: 1}\n",
     );
     let verdict = &result.verdicts[0];
     assert!(!verdict.passed);
@@ -325,6 +326,7 @@ fn bad_expectations_are_reported_together() {
   - {metric: envoy_stat, stat: http.no_route, client: steady, max: 1}
   - {metric: completed, between: [3, 1]}
   - {metric: completed, client: steady, replica: 1, max: 1}
+  - {metric: completed, from: 3m, max: 1}
 ",
     );
     let expected = [
@@ -342,6 +344,7 @@ fn bad_expectations_are_reported_together() {
         "expect[11].client: Envoy stats are counted per replica, not per client",
         "expect[12].between: low end 3 is above high end 1",
         "expect[13]: give at most one scope, found client and replica",
+        "expect[14].from: `from` (3m) must be before the end of the run (duration 3m)",
     ];
     for message in expected {
         assert!(text.contains(message), "missing `{message}` in:\n{text}");

@@ -579,6 +579,15 @@ fn read_window(
             ok = false;
         }
     }
+    if let (Some((from, node)), Some(duration)) = (from, context.duration)
+        && from >= duration
+    {
+        diagnostics.error(
+            node,
+            format!("`from` ({from}) must be before the end of the run (duration {duration})"),
+        );
+        ok = false;
+    }
     if let (Some((from, _)), Some((to, node))) = (from, to)
         && to <= from
     {
