@@ -61,7 +61,7 @@ pub struct Verdict {
 pub struct ScenarioCheck {
     pub name: String,
     pub file: std::path::PathBuf,
-    /// Seeds run, in order; expectation `i` uses the first
+    /// Seeds run, in order. Expectation `i` uses the first
     /// `expectations[i].seeds` of them.
     pub seeds: Vec<u64>,
     pub verdicts: Vec<Verdict>,
@@ -125,7 +125,7 @@ pub fn scenario_files(paths: &[std::path::PathBuf]) -> Result<Vec<std::path::Pat
             .collect();
         if found.is_empty() {
             return Err(format!(
-                "folder {} holds no scenario (*.yaml or *.yml) files",
+                "folder {} contains no scenario (*.yaml or *.yml) files",
                 path.display()
             ));
         }
@@ -269,7 +269,7 @@ pub fn map_seeds<T: Send>(seeds: &[u64], f: impl Fn(u64) -> T + Sync) -> Vec<T> 
     indexed.into_iter().map(|(_, value)| value).collect()
 }
 
-/// What one run gave: every quantity measured, and the run's notes.
+/// Measurements of one run: every quantity, and the run's notes.
 #[derive(Clone, Debug)]
 pub struct RunMeasures {
     pub values: Vec<Result<f64, Unmeasured>>,

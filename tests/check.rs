@@ -13,7 +13,7 @@ fn manifests() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/tutorial/manifests")
 }
 
-/// A fresh folder for one test's files.
+/// Creates an empty folder for one test's files.
 fn folder(test: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("trafficsim-check-{}-{test}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -48,7 +48,7 @@ expect:
 ";
 
 /// Five replicas with 100 a minute each and a steady 1000 a minute,
-/// round robin, in 1-minute buckets; the second client is a light
+/// round robin, in 1-minute buckets. The second client is a light
 /// Poisson stream whose counts vary with the seed.
 const FLEET: &str = "\
 name: fleet
@@ -150,7 +150,8 @@ fn metrics_measure_the_basic_limit() {
     assert_eq!(values[5], 5.0);
     assert_eq!(values[6], 0.0);
     assert_eq!(values[7], 0.0);
-    assert!(values[8] > 1.0 && values[8] < 5.0, "latency {}", values[8]);
+    assert!(values[8] > 1.0, "latency {}", values[8]);
+    assert!(values[8] < 5.0, "latency {}", values[8]);
     assert_eq!(values[9], 5.0);
     assert_eq!(values[10], 0.0, "a fault counter never created is 0");
 }

@@ -18,7 +18,8 @@ fn folder(test: &str) -> PathBuf {
     dir
 }
 
-/// A policy of `requests` per minute on the tutorial's `backend` route.
+/// Returns a policy of `requests` per minute on the tutorial's `backend`
+/// route.
 fn policy(requests: u32) -> String {
     format!(
         "\
@@ -143,7 +144,7 @@ fn replacement_drops_policies_and_same_named_objects() {
     let path = setup(&dir);
     let replacement = dir.join("replacement");
     std::fs::create_dir_all(&replacement).unwrap();
-    // The same HTTPRoute answering another host, and no policy at all.
+    // The same HTTPRoute serving another host, and no policy at all.
     let route = std::fs::read_to_string(tutorial_manifests().join("gateway.yaml"))
         .unwrap()
         .split("---")
