@@ -168,7 +168,7 @@ pub fn diff(
     let before_runs = run_side(&before_scenario, &quantities_before, &seeds);
     let after_runs = run_side(&after_scenario, &quantities_after, &seeds);
 
-    let rows = quantities_before
+    let mut rows: Vec<MetricDiff> = quantities_before
         .iter()
         .enumerate()
         .map(|(index, quantity)| {
@@ -183,6 +183,12 @@ pub fn diff(
             )
         })
         .collect();
+    // The last rows are the expectations; their names say more than the
+    // metric alone.
+    let fixed = rows.len() - as_written.expectations.len();
+    for (row, expectation) in rows[fixed..].iter_mut().zip(&as_written.expectations) {
+        row.metric = expectation.name.clone();
+    }
     let bucket = as_written.output.bucket;
     Ok(DiffReport {
         scenario: as_written.name.clone(),
@@ -396,6 +402,17 @@ fn spread(values: &[f64]) -> (f64, f64, f64) {
     (mean, low, high)
 }
 
+/// `after - before`, with differences of float rounding alone (a sum
+/// taken in another order) counted as 0 so they are never significant.
+fn difference(before: f64, after: f64) -> f64 {
+    let change = after - before;
+    if change.abs() <= 1e-9 * before.abs().max(after.abs()) {
+        0.0
+    } else {
+        change
+    }
+}
+
 fn compare(
     quantity: &Quantity,
     before: &[Result<f64, Unmeasured>],
@@ -412,7 +429,7 @@ fn compare(
     let differences: Vec<f64> = before
         .iter()
         .zip(after)
-        .filter_map(|(b, a)| Some(a.as_ref().ok()? - b.as_ref().ok()?))
+        .filter_map(|(b, a)| Some(difference(*b.as_ref().ok()?, *a.as_ref().ok()?)))
         .collect();
     let problem = before
         .iter()
@@ -502,6 +519,14 @@ fn line(name: &str, points: &[(f64, f64, f64)], bucket_seconds: f64) -> LineSeri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rounding_differences_count_as_zero() {
+        assert_eq!(difference(0.1 + 0.2, 0.3), 0.0);
+        assert_eq!(difference(2.0, 3.0), 1.0);
+        assert_eq!(difference(0.0, 0.0), 0.0);
+        assert_eq!(difference(0.0, 1e-15), 1e-15);
+    }
 
     #[test]
     fn sources_parse_git_and_paths() {

@@ -9,8 +9,9 @@ use crate::confidence::Interval;
 
 /// Formats a value with up to 4 significant digits.
 fn number(value: f64) -> String {
-    if value == 0.0 {
-        // Also prints -0 as 0.
+    // Float sums over a different order of events can differ by a few
+    // ulps; such a difference, and -0, print as 0.
+    if value.abs() < 1e-12 {
         return "0".to_string();
     }
     if !value.is_finite() {
@@ -26,7 +27,7 @@ fn number(value: f64) -> String {
 }
 
 fn signed(value: f64) -> String {
-    if value > 0.0 {
+    if value >= 1e-12 {
         format!("+{}", number(value))
     } else {
         number(value)
