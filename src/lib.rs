@@ -10,6 +10,7 @@ pub mod descriptor;
 pub mod diff;
 pub mod dist;
 pub mod engine;
+pub mod fuzz_entry;
 pub mod gateway;
 pub mod load_balancer;
 pub mod local_rate_limit;
