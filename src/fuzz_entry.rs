@@ -8,7 +8,7 @@ use crate::scenario::{self, TraceColumns};
 use crate::{manifest, yaml};
 
 /// Reads `data` as a scenario file placed in `dir` (relative paths in it
-/// resolve there); a scenario that loads is also simulated briefly, and
+/// resolve there). A scenario that loads is also simulated briefly, and
 /// its expectations are judged on at most two seeds.
 pub fn scenario_bytes(data: &[u8], dir: &Path) {
     let Ok(text) = std::str::from_utf8(data) else {
