@@ -362,7 +362,7 @@ pub fn check_scenario(scenario: &Scenario) -> Result<ScenarioCheck, Diagnostics>
                     break;
                 }
                 Err(other) => {
-                    problem = Some(format!("{other} (seed {seed})"));
+                    problem = Some(format!("{other} with seed {seed}"));
                     break;
                 }
             }

@@ -159,11 +159,7 @@ pub fn render_junit(checks: &[ScenarioCheck]) -> String {
                 xml.push_str("/>\n");
                 continue;
             }
-            let message = format!(
-                "measured {}, expected {}",
-                measured_text(verdict),
-                bound_text(&expectation.bound)
-            );
+            let message = outcome_text(verdict);
             let _ = writeln!(
                 xml,
                 ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>",
@@ -177,10 +173,19 @@ pub fn render_junit(checks: &[ScenarioCheck]) -> String {
     xml
 }
 
+/// Describes a failed verdict: what was measured against what was expected.
+fn outcome_text(verdict: &Verdict) -> String {
+    let bound = bound_text(&verdict.expectation.bound);
+    match &verdict.problem {
+        Some(problem) => format!("expected {bound}, but not measured: {problem}"),
+        None => format!("measured {}, expected {bound}", measured_text(verdict)),
+    }
+}
+
 fn failure_detail(check: &ScenarioCheck, verdict: &Verdict) -> String {
     let expectation = &verdict.expectation;
     let mut detail = format!(
-        "{}:{}:{}: {}: {} of {} over {}: measured {}, expected {}",
+        "{}:{}:{}: {}: {} ({}, {}): {}",
         check.file.display(),
         expectation.location.line,
         expectation.location.column,
@@ -188,8 +193,7 @@ fn failure_detail(check: &ScenarioCheck, verdict: &Verdict) -> String {
         expectation.metric.describe(),
         expectation.scope,
         expectation.window,
-        measured_text(verdict),
-        bound_text(&expectation.bound)
+        outcome_text(verdict)
     );
     if verdict.values.len() > 1 {
         let values: Vec<String> = verdict.values.iter().map(|v| number(*v)).collect();
