@@ -33,6 +33,16 @@ fn five_replicas(c: &mut Criterion) {
     });
 }
 
+/// Four minutes of the retry storm: client and Envoy retries, timeouts and
+/// a backend queue growing without bound, about 870,000 events.
+fn retry_storm(c: &mut Criterion) {
+    let scenario = load("scenarios/retry-storm.yaml");
+    let mut group = c.benchmark_group("retry_storm");
+    group.sample_size(10);
+    group.bench_function("4_minutes", |b| b.iter(|| sim::run(&scenario, 1).events));
+    group.finish();
+}
+
 /// 100,000 pushes and pops of random times: the data structure alone.
 fn queue_push_pop(c: &mut Criterion) {
     c.bench_function("event_queue_100k", |b| {
@@ -54,5 +64,11 @@ fn queue_push_pop(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, benchmark_model, five_replicas, queue_push_pop);
+criterion_group!(
+    benches,
+    benchmark_model,
+    five_replicas,
+    retry_storm,
+    queue_push_pop
+);
 criterion_main!(benches);

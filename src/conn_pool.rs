@@ -45,6 +45,7 @@ pub struct PoolCounters {
     pub upstream_cx_total: u64,
     pub upstream_cx_overflow: u64,
     pub upstream_cx_destroy_local: u64,
+    pub upstream_cx_destroy_remote: u64,
     pub upstream_rq_pending_total: u64,
     pub upstream_rq_pending_overflow: u64,
     pub upstream_rq_active_overflow: u64,
@@ -56,6 +57,9 @@ pub struct Pool {
     pub idle: u32,
     pub busy: u32,
     pub connecting: u32,
+    /// Busy connections to close when their request ends, because the
+    /// pool was drained while they were busy.
+    pub draining: u32,
     pending: VecDeque<AttemptId>,
 }
 
@@ -169,12 +173,20 @@ impl Pool {
 
     /// The request on a busy connection finished. With `close`, Envoy
     /// closes the connection (after a reset, a timeout, or a retried 5xx);
-    /// otherwise it becomes idle for the next request.
+    /// otherwise it becomes idle for the next request, unless the pool was
+    /// drained while it was busy.
     pub fn release(&mut self, close: bool, resources: &mut Resources, counters: &mut PoolCounters) {
         debug_assert!(self.busy > 0);
         self.busy = self.busy.saturating_sub(1);
         resources.finish_request();
-        if close {
+        let drained = !close && self.draining > 0;
+        if drained {
+            self.draining -= 1;
+        }
+        // The pool cannot tell which busy connection ended, so it keeps at
+        // most one pending close per busy connection.
+        self.draining = self.draining.min(self.busy);
+        if close || drained {
             resources.close_connection();
             counters.upstream_cx_destroy_local += 1;
         } else {
@@ -182,11 +194,43 @@ impl Pool {
         }
     }
 
+    /// Releases a busy connection that the peer closed (a reset).
+    pub fn release_closed_by_peer(
+        &mut self,
+        resources: &mut Resources,
+        counters: &mut PoolCounters,
+    ) {
+        debug_assert!(self.busy > 0);
+        self.busy = self.busy.saturating_sub(1);
+        self.draining = self.draining.min(self.busy);
+        resources.finish_request();
+        resources.close_connection();
+        counters.upstream_cx_destroy_remote += 1;
+    }
+
     /// Closes every idle connection (as an outlier ejection does).
     pub fn close_idle(&mut self, resources: &mut Resources, counters: &mut PoolCounters) {
         for _ in 0..self.idle {
             resources.close_connection();
             counters.upstream_cx_destroy_local += 1;
+        }
+        self.idle = 0;
+    }
+
+    /// Envoy's `DrainExistingConnections`: idle connections close now, busy
+    /// ones when their request ends; waiting requests stay and get new
+    /// connections.
+    pub fn drain(&mut self, resources: &mut Resources, counters: &mut PoolCounters) {
+        self.close_idle(resources, counters);
+        self.draining = self.busy;
+    }
+
+    /// Closes every idle connection because the peer closed them (its
+    /// process went away).
+    pub fn close_idle_by_peer(&mut self, resources: &mut Resources, counters: &mut PoolCounters) {
+        for _ in 0..self.idle {
+            resources.close_connection();
+            counters.upstream_cx_destroy_remote += 1;
         }
         self.idle = 0;
     }
@@ -295,6 +339,37 @@ mod tests {
         );
         assert_eq!(pool.open_connections(&mut resources, &mut counters), 0);
         assert_eq!(counters.upstream_cx_overflow, 1);
+    }
+
+    #[test]
+    fn drained_pool_closes_busy_connections_later() {
+        let mut resources = limits(1024, 10, 1024);
+        let mut counters = PoolCounters::default();
+        let mut pool = Pool::default();
+        burst(&mut pool, &mut resources, 2);
+        pool.release(false, &mut resources, &mut counters);
+        assert_eq!((pool.idle, pool.busy), (1, 1));
+        pool.drain(&mut resources, &mut counters);
+        assert_eq!(pool.idle, 0);
+        assert_eq!(counters.upstream_cx_destroy_local, 1);
+        pool.release(false, &mut resources, &mut counters);
+        assert_eq!(pool.connections(), 0);
+        assert_eq!(counters.upstream_cx_destroy_local, 2);
+        assert_eq!(resources.usage.connections, 0);
+    }
+
+    #[test]
+    fn connect_failure_purges_waiters() {
+        let mut resources = limits(1024, 10, 1024);
+        let mut counters = PoolCounters::default();
+        let mut pool = Pool::default();
+        pool.request(1, &mut resources, &mut counters);
+        pool.request(2, &mut resources, &mut counters);
+        assert_eq!(pool.open_connections(&mut resources, &mut counters), 2);
+        pool.connect_failed(&mut resources);
+        assert_eq!(pool.drain_pending(&mut resources), vec![1, 2]);
+        assert_eq!(resources.usage.pending_requests, 0);
+        assert_eq!(resources.usage.connections, 1);
     }
 
     #[test]

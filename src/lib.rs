@@ -4,6 +4,7 @@
 pub mod chart;
 pub mod check;
 pub mod circuit_breaker;
+pub mod client_retry;
 pub mod confidence;
 pub mod conn_pool;
 pub mod descriptor;
@@ -16,6 +17,7 @@ pub mod load_balancer;
 pub mod local_rate_limit;
 pub mod manifest;
 pub mod metrics;
+pub mod outlier_detection;
 pub mod overrides;
 pub mod report;
 pub mod retry;

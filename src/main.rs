@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{Parser, Subcommand};
 
@@ -158,8 +159,23 @@ enum ValidateFormat {
     Json,
 }
 
+/// Set by the first Ctrl-C: runs and sweeps stop and write what they
+/// finished, marked as partial. A second Ctrl-C exits at once.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Exit status after an interruption, as shells report SIGINT.
+const EXIT_INTERRUPTED: u8 = 130;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let _ = ctrlc::set_handler(|| {
+        if INTERRUPTED.swap(true, Ordering::SeqCst) {
+            std::process::exit(i32::from(EXIT_INTERRUPTED));
+        }
+        eprintln!(
+            "\ntrafficsim: interrupted; writing what was finished (Ctrl-C again to quit now)"
+        );
+    });
     match cli.command {
         Command::Run {
             scenario,
@@ -287,7 +303,7 @@ fn sweep(
         Ok(shard) => shard,
         Err(message) => return input_error(message),
     };
-    let results = match sweep::run(&plan, shard, threads) {
+    let results = match sweep::run(&plan, shard, threads, Some(&INTERRUPTED)) {
         Ok(results) => results,
         Err(error) => return input_error(error),
     };
@@ -330,6 +346,14 @@ fn finish_sweep(
     if !quiet {
         print!("{}", trafficsim::sweep::human_table(plan, results));
         println!("outputs in {}", dir.display());
+    }
+    if results.len() < plan.job_count() {
+        eprintln!(
+            "trafficsim: warning: interrupted; {} of {} runs finished and the outputs are partial",
+            results.len(),
+            plan.job_count()
+        );
+        return ExitCode::from(EXIT_INTERRUPTED);
     }
     ExitCode::SUCCESS
 }
@@ -491,6 +515,7 @@ fn run(
     let seed = seed.unwrap_or(scenario.seed);
     let options = sim::RunOptions {
         record_requests: trace,
+        stop: Some(&INTERRUPTED),
     };
     let output = sim::run_with(&scenario, seed, options);
     for note in &output.notes {
@@ -514,6 +539,9 @@ fn run(
     }
     if !quiet {
         print!("{}", report::human_summary(&scenario, &output, &dir));
+    }
+    if matches!(output.truncated, Some(sim::Truncation::Interrupted(_))) {
+        return ExitCode::from(EXIT_INTERRUPTED);
     }
     ExitCode::SUCCESS
 }

@@ -7,12 +7,16 @@
 //! format is documented in `docs/scenario-format.md`; this module and that
 //! page change together.
 
+mod backend;
 mod client;
 mod expect;
 mod sweep;
 mod trace;
 
-pub use client::{ClientKind, ClientSpec, Connection, OpenArrival, RequestTemplate};
+pub use backend::{BackendWindow, EndpointFailure, Overload};
+pub use client::{
+    BackoffKind, ClientKind, ClientRetries, ClientSpec, Connection, OpenArrival, RequestTemplate,
+};
 pub use expect::{Bound, Expectation, Metric, Scope, StatusMatch, Window};
 pub use sweep::{DEFAULT_METRICS, Goal, Parameter, SweepMetric, SweepSpec, expand_range};
 pub use trace::{TraceColumns, TraceRow, parse_trace, read_trace};
@@ -98,6 +102,9 @@ pub struct EnvoySpec {
     pub upstream_latency: SimDuration,
     /// Time to open an upstream TCP connection.
     pub connect_time: SimDuration,
+    /// Envoy's cluster `update_merge_window`: how long host health changes
+    /// may wait before reaching the workers' load balancers.
+    pub update_merge_window: SimDuration,
     /// Replaces every local rate limit's LRU capacity for per-value
     /// buckets (Envoy's route-level `max_dynamic_descriptors`, which Envoy
     /// Gateway leaves at Envoy's default of 20).
@@ -142,6 +149,14 @@ pub struct BackendSpec {
     pub per_output_token: SimDuration,
     pub errors: Vec<ErrorResponse>,
     pub cost: CostModel,
+    /// Windows of changed behaviour, in the order written.
+    pub schedule: Vec<BackendWindow>,
+    pub overload: Option<Overload>,
+    /// Attempts one endpoint keeps waiting when all its `concurrency` slots
+    /// are busy; `None` is unbounded. An attempt that finds the queue full
+    /// is answered with `queue_full_status` at once.
+    pub queue_capacity: Option<u32>,
+    pub queue_full_status: u16,
 }
 
 /// A share of requests answered with an error status.
@@ -149,6 +164,8 @@ pub struct BackendSpec {
 pub struct ErrorResponse {
     pub status: u16,
     pub probability: f64,
+    /// Sent as the `retry-after` header of these responses.
+    pub retry_after: Option<SimDuration>,
 }
 
 /// What one request reaching the backend costs.
@@ -436,6 +453,7 @@ fn default_envoy() -> EnvoySpec {
         client_latency: SimDuration::from_micros(200),
         upstream_latency: SimDuration::from_micros(100),
         connect_time: SimDuration::ZERO,
+        update_merge_window: SimDuration::from_secs(1),
         max_dynamic_descriptors: None,
     }
 }
@@ -451,6 +469,7 @@ fn read_envoy(node: &Node, diagnostics: &mut Diagnostics) -> Option<EnvoySpec> {
             "client_latency",
             "upstream_latency",
             "connect_time",
+            "update_merge_window",
             "max_dynamic_descriptors",
         ],
     )?;
@@ -482,6 +501,9 @@ fn read_envoy(node: &Node, diagnostics: &mut Diagnostics) -> Option<EnvoySpec> {
     }
     if let Some(n) = fields.get("connect_time") {
         envoy.connect_time = n.duration(diagnostics)?;
+    }
+    if let Some(n) = fields.get("update_merge_window") {
+        envoy.update_merge_window = n.duration(diagnostics)?;
     }
     if let Some(n) = fields.get("max_dynamic_descriptors") {
         envoy.max_dynamic_descriptors =
@@ -648,6 +670,10 @@ fn read_backend(node: &Node, diagnostics: &mut Diagnostics) -> Option<BackendSpe
             "per_output_token",
             "errors",
             "cost",
+            "schedule",
+            "overload",
+            "queue_capacity",
+            "queue_full_status",
         ],
     )?;
     let name = fields
@@ -680,6 +706,24 @@ fn read_backend(node: &Node, diagnostics: &mut Diagnostics) -> Option<BackendSpe
         Some(n) => read_cost(n, diagnostics),
         None => Some(CostModel::default()),
     };
+    let schedule = match fields.get("schedule") {
+        Some(n) => backend::read_schedule(n, endpoints, diagnostics),
+        None => Some(Vec::new()),
+    };
+    let overload = match fields.get("overload") {
+        Some(n) => backend::read_overload(n, diagnostics).map(Some),
+        None => Some(None),
+    };
+    let queue_capacity = match fields.get("queue_capacity") {
+        Some(n) => n
+            .int_in(diagnostics, 0, i64::from(u32::MAX))
+            .map(|v| Some(v as u32)),
+        None => Some(None),
+    };
+    let queue_full_status = match fields.get("queue_full_status") {
+        Some(n) => n.int_in(diagnostics, 100, 599).map(|v| v as u16),
+        None => Some(503),
+    };
     Some(BackendSpec {
         name: name?,
         namespace,
@@ -689,6 +733,10 @@ fn read_backend(node: &Node, diagnostics: &mut Diagnostics) -> Option<BackendSpe
         per_output_token: per_output_token?,
         errors: errors?,
         cost: cost?,
+        schedule: schedule?,
+        overload: overload?,
+        queue_capacity: queue_capacity?,
+        queue_full_status: queue_full_status?,
     })
 }
 
@@ -696,18 +744,23 @@ fn read_errors(node: &Node, diagnostics: &mut Diagnostics) -> Option<Vec<ErrorRe
     let mut errors = Vec::new();
     let mut total = 0.0;
     for item in node.seq(diagnostics)? {
-        let fields = item.fields(diagnostics, &["status", "probability"])?;
+        let fields = item.fields(diagnostics, &["status", "probability", "retry_after"])?;
         let status = fields
             .require("status", diagnostics)
             .and_then(|n| n.int_in(diagnostics, 100, 599));
         let probability = fields
             .require("probability", diagnostics)
             .and_then(|n| n.f64_in(diagnostics, 0.0, 1.0));
-        let (status, probability) = (status?, probability?);
+        let retry_after = match fields.get("retry_after") {
+            Some(n) => Some(Some(n.duration(diagnostics)?)),
+            None => Some(None),
+        };
+        let (status, probability, retry_after) = (status?, probability?, retry_after?);
         total += probability;
         errors.push(ErrorResponse {
             status: status as u16,
             probability,
+            retry_after,
         });
     }
     if total > 1.0 + 1e-9 {

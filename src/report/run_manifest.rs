@@ -8,7 +8,9 @@ use crate::gateway::{
     RouteAction, TokenBucketSpec,
 };
 use crate::local_rate_limit::RefillModel;
-use crate::scenario::{ClientKind, ClientSpec, Connection, OpenArrival, Scenario};
+use crate::scenario::{
+    BackendWindow, ClientKind, ClientSpec, Connection, EndpointFailure, OpenArrival, Scenario,
+};
 use crate::time::SimDuration;
 
 fn seconds(duration: SimDuration) -> f64 {
@@ -39,6 +41,7 @@ pub fn run_manifest(scenario: &Scenario, seed: u64, tool_version: &str) -> Value
             "client_latency_s": seconds(envoy.client_latency),
             "upstream_latency_s": seconds(envoy.upstream_latency),
             "connect_time_s": seconds(envoy.connect_time),
+            "update_merge_window_s": seconds(envoy.update_merge_window),
             "max_dynamic_descriptors": envoy.max_dynamic_descriptors,
         },
         "manifests": scenario.manifest_sources,
@@ -49,7 +52,16 @@ pub fn run_manifest(scenario: &Scenario, seed: u64, tool_version: &str) -> Value
             "concurrency_per_endpoint": backend.concurrency,
             "service_time": backend.service_time.to_json("s"),
             "per_output_token_s": seconds(backend.per_output_token),
-            "errors": backend.errors.iter().map(|e| json!({"status": e.status, "probability": e.probability})).collect::<Vec<_>>(),
+            "errors": backend.errors.iter().map(|e| json!({
+                "status": e.status, "probability": e.probability,
+                "retry_after_s": e.retry_after.map(seconds),
+            })).collect::<Vec<_>>(),
+            "schedule": backend.schedule.iter().map(window_json).collect::<Vec<_>>(),
+            "overload": backend.overload.map(|o| json!({
+                "threshold": o.threshold, "slowdown_per_request": o.slowdown_per_request,
+            })),
+            "queue_capacity": backend.queue_capacity,
+            "queue_full_status": backend.queue_full_status,
             "cost": {
                 "per_request_usd": backend.cost.per_request_usd,
                 "input_usd_per_million_tokens": backend.cost.input_usd_per_million,
@@ -64,6 +76,24 @@ pub fn run_manifest(scenario: &Scenario, seed: u64, tool_version: &str) -> Value
             "max_in_flight": scenario.limits.max_in_flight,
             "max_duration_s": seconds(scenario.limits.max_duration),
         },
+    })
+}
+
+fn window_json(window: &BackendWindow) -> Value {
+    json!({
+        "from_s": seconds(window.from),
+        "to_s": window.to.map(seconds),
+        "endpoints": window.endpoints,
+        "status": window.status,
+        "error_probability": window.error_probability,
+        "retry_after_s": window.retry_after.map(seconds),
+        "add_delay_s": seconds(window.add_delay),
+        "slowdown_factor": window.slowdown_factor,
+        "failure": window.failure.map(|f| match f {
+            EndpointFailure::Refuse => "refuse",
+            EndpointFailure::NoAnswer => "no_answer",
+            EndpointFailure::Reset => "reset",
+        }),
     })
 }
 
@@ -118,6 +148,15 @@ fn client_json(client: &ClientSpec, scenario: &Scenario) -> Value {
         "after": client.after.map(|index| scenario.clients[index].name.clone()),
         "stop_s": client.stop.map(seconds),
         "connection": match client.connection { Connection::KeepAlive => "keep-alive", Connection::PerRequest => "per-request" },
+        "timeout_s": client.timeout.map(seconds),
+        "retries": client.retries.as_ref().map(|r| json!({
+            "max": r.max,
+            "backoff": r.backoff.name(),
+            "base_s": seconds(r.base),
+            "cap_s": seconds(r.cap),
+            "respect_retry_after": r.respect_retry_after,
+            "statuses": r.statuses,
+        })),
         "request": {
             "method": request.method,
             "path": request.path,
@@ -291,7 +330,23 @@ fn cluster_json(cluster: &Cluster) -> Value {
             "max_ejection_time_s": seconds(o.max_ejection_time),
             "consecutive_5xx": o.consecutive_5xx,
             "consecutive_gateway_failure": o.consecutive_gateway_failure,
+            "enforcing_consecutive_gateway_failure_percent": o.enforcing_consecutive_gateway_failure,
+            "consecutive_local_origin_failure": o.consecutive_local_origin_failure,
+            "split_external_local_origin_errors": o.split_external_local_origin_errors,
             "max_ejection_percent": o.max_ejection_percent,
+            "always_eject_one_host": o.always_eject_one_host,
+            "success_rate": {
+                "minimum_hosts": o.success_rate_minimum_hosts,
+                "request_volume": o.success_rate_request_volume,
+                "stdev_factor": o.success_rate_stdev_factor,
+                "enforcing_percent": o.enforcing_success_rate,
+            },
+            "failure_percentage": {
+                "threshold": o.failure_percentage_threshold,
+                "minimum_hosts": o.failure_percentage_minimum_hosts,
+                "request_volume": o.failure_percentage_request_volume,
+                "enforcing_percent": o.enforcing_failure_percentage,
+            },
         })),
         "connect_timeout_s": seconds(cluster.connect_timeout),
         "healthy_panic_threshold_percent": cluster.healthy_panic_threshold,

@@ -41,8 +41,8 @@ pub enum Metric {
     StatusCount(Vec<StatusMatch>),
     /// Requests whose response reached the client.
     Completed,
-    /// Requests Envoy forwarded to a backend (first attempts): those that
-    /// passed every rate limit and circuit breaker.
+    /// Requests Envoy forwarded to a backend that passed every rate limit
+    /// and circuit breaker: the first attempt of each client call.
     Admitted,
     /// [`Metric::Admitted`] per second of the window.
     AdmittedRate,
@@ -50,7 +50,7 @@ pub enum Metric {
     LatencyMs(f64),
     /// Cost of every attempt that reached a backend, retries included.
     SpendUsd,
-    /// Retried attempts that reached a backend.
+    /// Retried attempts that reached a backend: Envoy's and the clients'.
     Retries,
     /// Attempts that reached a backend, first attempts and retries.
     BackendRequests,
