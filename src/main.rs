@@ -412,12 +412,22 @@ fn run_diff(
     }
     match format {
         ReportFormat::Human => {
-            print!("{}", diff::render_human(&report));
-            println!("charts in {}", dir.display());
+            write_stdout(&diff::render_human(&report));
+            write_stdout(&format!("charts in {}\n", dir.display()));
         }
-        ReportFormat::Json => println!("{:#}", diff::render_json(&report)),
+        ReportFormat::Json => write_stdout(&format!("{:#}\n", diff::render_json(&report))),
     }
     ExitCode::SUCCESS
+}
+
+/// Writes `text` to stdout. A closed stdout (`trafficsim check | head`)
+/// is not an error worth failing for: the exit code and any `--junit`
+/// file still carry the result.
+fn write_stdout(text: &str) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
 }
 
 fn print_problems(path: &std::path::Path, diagnostics: &Diagnostics) {
@@ -478,8 +488,8 @@ fn run_check(paths: &[PathBuf], junit: Option<&std::path::Path>, format: ReportF
         return ExitCode::from(2);
     }
     match format {
-        ReportFormat::Human => print!("{}", check::render_human(&results)),
-        ReportFormat::Json => println!("{:#}", check::render_json(&results)),
+        ReportFormat::Human => write_stdout(&check::render_human(&results)),
+        ReportFormat::Json => write_stdout(&format!("{:#}\n", check::render_json(&results))),
     }
     if let Some(path) = junit {
         let xml = check::render_junit(&results);
