@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use clap::{Parser, Subcommand};
 
 use trafficsim::yaml::Diagnostics;
-use trafficsim::{check, diff, report, scenario, sim};
+use trafficsim::{check, compare, diff, report, scenario, sim};
 
 #[derive(Parser)]
 #[command(
@@ -37,6 +37,32 @@ enum Command {
         /// (memory then grows with the number of requests).
         #[arg(long)]
         trace: bool,
+        /// Print nothing on success.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Run variants of one scenario on the same seed and show their results
+    /// side by side: admitted rate against the limit, 429s per user and
+    /// their fairness, p99 latency, spend, and requests that passed without
+    /// their global limit.
+    Compare {
+        /// Scenario file (YAML).
+        scenario: PathBuf,
+        /// A variant as NAME:PATH=VALUE, where PATH is a dotted path into
+        /// the scenario and VALUE is YAML, such as
+        /// `global:rate_limit_mode=global` or `r3:envoy.replicas=3`. Repeat
+        /// the flag for more variants or more fields of one variant; a bare
+        /// NAME runs the scenario as written. Without this flag the
+        /// scenario's `compare.variants` are run.
+        #[arg(long = "variant", value_name = "NAME:PATH=VALUE")]
+        variants: Vec<String>,
+        /// Output folder; defaults to outputs/<scenario name>-compare.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Random seed (an unsigned integer) for every variant; overrides
+        /// the scenario's `seed`.
+        #[arg(long)]
+        seed: Option<u64>,
         /// Print nothing on success.
         #[arg(short, long)]
         quiet: bool,
@@ -184,6 +210,13 @@ fn main() -> ExitCode {
             trace,
             quiet,
         } => run(&scenario, out, seed, trace, quiet),
+        Command::Compare {
+            scenario,
+            variants,
+            out,
+            seed,
+            quiet,
+        } => compare(&scenario, &variants, out, seed, quiet),
         Command::Validate {
             paths,
             replicas,
@@ -512,13 +545,7 @@ fn run(
     let scenario = match scenario::load(path) {
         Ok(scenario) => scenario,
         Err(diagnostics) => {
-            eprintln!(
-                "trafficsim: error: {} has {} problem{}:",
-                path.display(),
-                diagnostics.len(),
-                if diagnostics.len() == 1 { "" } else { "s" }
-            );
-            eprintln!("{diagnostics}");
+            report_problems(path, "", &diagnostics);
             return ExitCode::from(2);
         }
     };
@@ -552,6 +579,109 @@ fn run(
     }
     if matches!(output.truncated, Some(sim::Truncation::Interrupted(_))) {
         return ExitCode::from(EXIT_INTERRUPTED);
+    }
+    ExitCode::SUCCESS
+}
+
+/// Prints every problem of a scenario file to stderr.
+fn report_problems(
+    path: &std::path::Path,
+    what: &str,
+    diagnostics: &trafficsim::yaml::Diagnostics,
+) {
+    eprintln!(
+        "trafficsim: error: {what}{} has {} problem{}:",
+        path.display(),
+        diagnostics.len(),
+        if diagnostics.len() == 1 { "" } else { "s" }
+    );
+    eprintln!("{diagnostics}");
+}
+
+fn compare(
+    path: &std::path::Path,
+    variant_args: &[String],
+    out: Option<PathBuf>,
+    seed: Option<u64>,
+    quiet: bool,
+) -> ExitCode {
+    let base = match scenario::load(path) {
+        Ok(scenario) => scenario,
+        Err(diagnostics) => {
+            report_problems(path, "", &diagnostics);
+            return ExitCode::from(2);
+        }
+    };
+    let variants = if variant_args.is_empty() {
+        base.compare
+            .as_ref()
+            .map(|spec| spec.variants.clone())
+            .unwrap_or_default()
+    } else {
+        match compare::variants_from_args(variant_args) {
+            Ok(variants) => variants,
+            Err(message) => {
+                eprintln!("trafficsim: error: {message}");
+                return ExitCode::from(2);
+            }
+        }
+    };
+    if variants.len() < 2 {
+        eprintln!(
+            "trafficsim: error: compare needs at least two variants, found {}; give them with \
+             --variant NAME:PATH=VALUE or in the scenario's `compare.variants`",
+            variants.len()
+        );
+        return ExitCode::from(2);
+    }
+    let loaded = match compare::load_variants(path, &variants) {
+        Ok(loaded) => loaded,
+        Err(error) => {
+            report_problems(
+                path,
+                &format!("variant `{}` of ", error.variant),
+                &error.diagnostics,
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let seed = seed.unwrap_or(base.seed);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let runs = compare::run_variants(loaded, seed, threads);
+    for run in &runs {
+        for note in &run.output.notes {
+            eprintln!("trafficsim: note: variant {}: {note}", run.name);
+        }
+        if let Some(truncation) = &run.output.truncated {
+            eprintln!("trafficsim: warning: variant {}: {truncation}", run.name);
+        }
+    }
+    let summaries: Vec<compare::VariantSummary> = runs.iter().map(compare::summarize).collect();
+    let limit_per_s = base.compare.as_ref().and_then(|spec| spec.limit_per_s);
+    let dir =
+        out.unwrap_or_else(|| PathBuf::from("outputs").join(format!("{}-compare", base.name)));
+    let outputs = compare::CompareOutputs {
+        dir: &dir,
+        scenario_name: &base.name,
+        seed,
+        limit_per_s,
+        tool_version: env!("CARGO_PKG_VERSION"),
+    };
+    if let Err(error) = compare::write_outputs(&outputs, &runs, &summaries) {
+        eprintln!("trafficsim: error: {error}");
+        return ExitCode::from(2);
+    }
+    if !quiet {
+        println!(
+            "compare {} (seed {seed}): {} variants, the same client draws in each",
+            base.name,
+            runs.len()
+        );
+        print!("{}", compare::human_table(&summaries, limit_per_s));
+        if let Some(limit) = limit_per_s {
+            println!("  configured limit {limit:.2} requests/s");
+        }
+        println!("  outputs in {}", dir.display());
     }
     ExitCode::SUCCESS
 }

@@ -89,6 +89,8 @@ pub struct GroupMetrics {
     pub statuses: BTreeMap<u16, u64>,
     /// Latency of each call, from its first send to its final outcome.
     pub latency: Histogram<u64>,
+    /// Latency of the requests whose final status was a 2xx.
+    pub latency_2xx: Histogram<u64>,
     /// Attempts that reached a backend: first attempts and retries (by
     /// Envoy or by the client).
     pub backend_first_attempts: u64,
@@ -127,6 +129,7 @@ impl GroupMetrics {
             client_timeouts: 0,
             statuses: BTreeMap::new(),
             latency: new_histogram(3),
+            latency_2xx: new_histogram(3),
             backend_first_attempts: 0,
             backend_retries: 0,
             backend_envoy_retries: 0,
@@ -450,6 +453,9 @@ impl Metrics {
         *metrics.statuses.entry(status).or_insert(0) += 1;
         // Values are clamped into the histogram's range, so recording cannot fail.
         let _ = metrics.latency.record(micros);
+        if (200..300).contains(&status) {
+            let _ = metrics.latency_2xx.record(micros);
+        }
         if let Some(instance) = metrics.instances.get_mut(instance as usize) {
             *instance.statuses.entry(status).or_insert(0) += 1;
         }
@@ -554,6 +560,16 @@ impl Metrics {
         for group in &self.groups {
             // Identical bounds on both sides, so adding cannot fail.
             let _ = total.add(&group.latency);
+        }
+        total
+    }
+
+    /// Latency of every client's 2xx responses together.
+    pub fn total_latency_2xx(&self) -> Histogram<u64> {
+        let mut total = new_histogram(3);
+        for group in &self.groups {
+            // Identical bounds on both sides, so adding cannot fail.
+            let _ = total.add(&group.latency_2xx);
         }
         total
     }

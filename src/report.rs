@@ -17,7 +17,7 @@ use serde_json::{Map, Value, json};
 use crate::chart::{self, LineChart, LineSeries, OutcomeSeries, SpendSeries};
 use crate::metrics::{CLIENT_TIMEOUT_STATUS, LatencySummary, STATUS_COLUMNS};
 use crate::scenario::Scenario;
-use crate::sim::RunOutput;
+use crate::sim::{GlobalRateLimitReport, RunOutput};
 
 pub use run_manifest::run_manifest;
 
@@ -250,6 +250,28 @@ pub fn summary(scenario: &Scenario, output: &RunOutput) -> Value {
         "truncated": output.truncated.as_ref().map(|t| t.to_string()),
         "notes": output.notes,
         "envoy_stats": stats,
+        "global_rate_limit": output.global_rate_limit.as_ref().map(global_rate_limit_json),
+    })
+}
+
+/// Builds the `global_rate_limit` object of `summary.json`.
+fn global_rate_limit_json(report: &GlobalRateLimitReport) -> Value {
+    let mut service_stats = Map::new();
+    for (name, value) in &report.service_stats {
+        service_stats.insert(name.clone(), json!(value));
+    }
+    json!({
+        "calls": report.calls,
+        "stream_done_calls": report.stream_done_calls,
+        "ok": report.ok,
+        "over_limit": report.over_limit,
+        "error": report.error,
+        "timeouts": report.timeouts,
+        "failure_mode_allowed": report.failure_mode_allowed,
+        "failed_closed": report.failed_closed,
+        "passed_unlimited": report.passed_unlimited,
+        "redis_peak_keys": report.redis_peak_keys,
+        "service_stats": service_stats,
     })
 }
 
@@ -546,6 +568,26 @@ fn statuses_line(statuses: &std::collections::BTreeMap<u16, u64>) -> String {
         .join(", ")
 }
 
+/// Formats the summary line of the global rate limit: responses, errors,
+/// and how many requests passed without their limit because a call failed.
+fn global_rate_limit_line(report: &GlobalRateLimitReport) -> String {
+    let mut line = format!(
+        "global rate limit: {} calls, {} ok, {} over limit, {} errors",
+        report.calls, report.ok, report.over_limit, report.error
+    );
+    if report.timeouts > 0 {
+        let _ = write!(line, " ({} timed out)", report.timeouts);
+    }
+    if report.error > 0 {
+        let _ = write!(
+            line,
+            "; {} requests passed unlimited (fail open), {} rejected with an error (fail closed)",
+            report.passed_unlimited, report.failed_closed
+        );
+    }
+    line
+}
+
 /// The short summary printed after a run.
 pub fn human_summary(scenario: &Scenario, output: &RunOutput, dir: &Path) -> String {
     let metrics = &output.metrics;
@@ -617,6 +659,9 @@ pub fn human_summary(scenario: &Scenario, output: &RunOutput, dir: &Path) -> Str
         .sum();
     if ejections > 0 {
         let _ = writeln!(text, "  outlier ejections {ejections}");
+    }
+    if let Some(global) = &output.global_rate_limit {
+        let _ = writeln!(text, "  {}", global_rate_limit_line(global));
     }
     if output.in_flight_at_end > 0 {
         let _ = writeln!(

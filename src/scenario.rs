@@ -10,16 +10,24 @@
 mod backend;
 mod client;
 mod expect;
+mod rate_limit_mode;
+mod rate_limit_service;
 mod sweep;
 mod trace;
+mod variants;
 
 pub use backend::{BackendWindow, EndpointFailure, Overload};
 pub use client::{
     BackoffKind, ClientKind, ClientRetries, ClientSpec, Connection, OpenArrival, RequestTemplate,
 };
 pub use expect::{Bound, Expectation, Metric, Scope, StatusMatch, Window};
+pub use rate_limit_mode::RateLimitMode;
+pub use rate_limit_service::{Fault, FaultKind, RateLimitServiceSpec, RedisSpec};
 pub use sweep::{DEFAULT_METRICS, Goal, Parameter, SweepMetric, SweepSpec, expand_range};
 pub use trace::{TraceColumns, TraceRow, parse_trace, read_trace};
+pub use variants::{
+    CompareSpec, Variant, is_valid_name as is_valid_variant_name, parse_cli_override,
+};
 
 use std::path::{Path, PathBuf};
 
@@ -48,6 +56,12 @@ pub struct Scenario {
     pub backends: Vec<BackendSpec>,
     pub clients: Vec<ClientSpec>,
     pub gateway: GatewayModel,
+    /// The rate limit service and Redis behind global rate limits.
+    pub rate_limit_service: RateLimitServiceSpec,
+    /// Set when every policy's rate limit was rewritten to this mode.
+    pub rate_limit_mode: Option<RateLimitMode>,
+    /// Variants for `trafficsim compare`, from the `compare:` section.
+    pub compare: Option<CompareSpec>,
     /// Manifest paths read, as written, for the run manifest.
     pub manifest_sources: Vec<String>,
     /// The manifest files and folders the scenario names, resolved against
@@ -225,12 +239,15 @@ const TOP_FIELDS: &[&str] = &[
     "duration",
     "start_time",
     "envoy",
+    "rate_limit_service",
+    "rate_limit_mode",
     "manifests",
     "backends",
     "clients",
     "output",
     "limits",
     "sweep",
+    "compare",
     "expect",
 ];
 
@@ -358,6 +375,22 @@ fn read_scenario(
         Some(node) => read_limits(node, diagnostics),
         None => Some(Limits::default()),
     };
+    let rate_limit_service = match fields.get("rate_limit_service") {
+        Some(node) => rate_limit_service::read(node, diagnostics),
+        None => Some(RateLimitServiceSpec::default()),
+    };
+    let rate_limit_mode = match fields.get("rate_limit_mode") {
+        Some(node) => match node.one_of(diagnostics, &["local", "global"]) {
+            Some("local") => Some(Some(RateLimitMode::Local)),
+            Some(_) => Some(Some(RateLimitMode::Global)),
+            None => None,
+        },
+        None => Some(None),
+    };
+    let compare = match fields.get("compare") {
+        Some(node) => variants::read_compare(node, diagnostics).map(Some),
+        None => Some(None),
+    };
     let sweep = match fields.get("sweep") {
         Some(node) => sweep::read_sweep(node, diagnostics).map(Some),
         None => Some(None),
@@ -371,16 +404,16 @@ fn read_scenario(
         .and_then(|node| client::read_clients(node, path, diagnostics));
 
     let mut manifest_sources = Vec::new();
-    let gateway = match fields.require("manifests", diagnostics) {
-        Some(node) => read_manifests(
-            node,
-            path,
-            object_overrides,
-            options,
-            &mut manifest_sources,
-            diagnostics,
-        ),
-        None => None,
+    let gateway = match (fields.require("manifests", diagnostics), rate_limit_mode) {
+        (Some(node), Some(mode)) => {
+            let edits = ManifestEdits {
+                overrides: object_overrides,
+                mode,
+                replacement: options.manifests.as_ref(),
+            };
+            read_manifests(node, path, &edits, &mut manifest_sources, diagnostics)
+        }
+        _ => None,
     };
     let manifest_paths = written_manifest_paths(root, path);
     let expectations = match fields.get("expect") {
@@ -398,6 +431,8 @@ fn read_scenario(
     };
 
     let (envoy, output, limits, sweep) = (envoy?, output?, limits?, sweep?);
+    let (rate_limit_service, rate_limit_mode, compare) =
+        (rate_limit_service?, rate_limit_mode?, compare?);
     let expectations = expectations?;
     let (backends, clients, gateway) = (backends?, clients?, gateway?);
     check_backend_references(&gateway, &backends, root, diagnostics);
@@ -413,6 +448,9 @@ fn read_scenario(
         backends,
         clients,
         gateway,
+        rate_limit_service,
+        rate_limit_mode,
+        compare,
         manifest_sources,
         manifest_paths,
         output,
@@ -793,13 +831,21 @@ fn read_cost(node: &Node, diagnostics: &mut Diagnostics) -> Option<CostModel> {
     })
 }
 
+/// What is changed in the manifests before they are read: object
+/// overrides, then the rate limit mode.
+struct ManifestEdits<'a> {
+    overrides: &'a [&'a Override],
+    mode: Option<RateLimitMode>,
+    /// Manifests read in place of the scenario's, for `trafficsim diff`.
+    replacement: Option<&'a ManifestOverride>,
+}
+
 /// Reads `manifests:`: paths (files or folders, relative to the scenario)
 /// and inline Kubernetes objects, then translates them.
 fn read_manifests(
     node: &Node,
     scenario_path: &Path,
-    object_overrides: &[&Override],
-    options: &LoadOptions,
+    edits: &ManifestEdits<'_>,
     sources: &mut Vec<String>,
     diagnostics: &mut Diagnostics,
 ) -> Option<GatewayModel> {
@@ -810,7 +856,7 @@ fn read_manifests(
         match &item.value {
             Value::Scalar { text, .. } => {
                 let mut resolved = yaml::resolve_relative(scenario_path, text);
-                if let Some(ManifestOverride::Reroot { from, to, label }) = &options.manifests {
+                if let Some(ManifestOverride::Reroot { from, to, label }) = edits.replacement {
                     let Some(rerooted) = reroot(scenario_path, text, from, to) else {
                         diagnostics.error(
                             item,
@@ -850,10 +896,14 @@ fn read_manifests(
     // Paths that exist and inline objects are still read when another
     // item is missing, so their problems are reported in the same pass.
     let complete = paths.len() + inline.len() == items.len();
+    let object_overrides = edits.overrides;
     let mut matched = vec![0usize; object_overrides.len()];
     let mut edit = |root: &mut Node| -> Result<(), String> {
         for (index, over) in object_overrides.iter().enumerate() {
             matched[index] += overrides::apply_to_objects(root, over)?;
+        }
+        if let Some(mode) = edits.mode {
+            rate_limit_mode::rewrite_document(root, mode);
         }
         Ok(())
     };
@@ -883,7 +933,7 @@ fn read_manifests(
             }
         }
     }
-    if let Some(ManifestOverride::Replace(replacement)) = &options.manifests {
+    if let Some(ManifestOverride::Replace(replacement)) = edits.replacement {
         sources.push(format!(
             "policies replaced by {}",
             replacement

@@ -12,6 +12,7 @@
 mod backend;
 mod call;
 mod proxy;
+mod rate_limit_service;
 mod router;
 mod stats;
 mod upstream;
@@ -21,12 +22,14 @@ use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
 
 use crate::engine::EventQueue;
+use crate::global_rate_limit::CallResult;
 use crate::metrics::{Metrics, Probe};
 use crate::rng::Streams;
 use crate::scenario::Scenario;
 use crate::time::{SimDuration, SimTime};
 
 pub use proxy::OutlierEvent;
+pub use rate_limit_service::GlobalRateLimitReport;
 pub use stats::EnvoyStats;
 
 use crate::scenario::EndpointFailure;
@@ -223,6 +226,29 @@ pub(crate) enum Event {
         status: u16,
         retry_after: Option<SimDuration>,
     },
+    /// A global rate limit call reached its service replica.
+    RateLimitCallArrive {
+        call: Handle,
+    },
+    /// Redis runs the pipeline of a call.
+    RedisExecute {
+        call: Handle,
+    },
+    /// Redis's response reached the service replica.
+    RedisResponse {
+        call: Handle,
+    },
+    /// The result of a call reached the Envoy filter waiting for it.
+    RateLimitResponse {
+        request: Handle,
+        call: Handle,
+        result: CallResult,
+    },
+    /// Envoy's deadline for a call passed.
+    RateLimitTimeout {
+        request: Handle,
+        call: Handle,
+    },
 }
 
 /// Why a run stopped before its end.
@@ -282,6 +308,8 @@ pub struct RunOutput {
     pub outlier_events: Vec<OutlierEvent>,
     /// Ejections and returns beyond those kept.
     pub outlier_events_dropped: u64,
+    /// Global rate limiting, when a route has a global limit.
+    pub global_rate_limit: Option<GlobalRateLimitReport>,
 }
 
 /// What to keep beyond the aggregate metrics.
@@ -351,6 +379,7 @@ pub(crate) struct World<'s> {
     pub workload: workload::Workload,
     pub proxies: proxy::Proxies,
     pub backends: backend::Backends,
+    pub rate_limit_service: rate_limit_service::RateLimitService,
     pub notes: Vec<String>,
     pub options: RunOptions,
     pub records: Vec<RequestRecord>,
@@ -369,6 +398,7 @@ impl<'s> World<'s> {
         let endpoints = backends.endpoints.len();
         let proxies = proxy::Proxies::new(scenario, &backends, &streams);
         let workload = workload::Workload::new(scenario, &streams);
+        let rate_limit_service = rate_limit_service::RateLimitService::new(scenario, &streams);
         let end = match scenario.duration {
             Some(duration) => SimTime::ZERO + duration,
             None => SimTime::ZERO + scenario.limits.max_duration,
@@ -381,6 +411,7 @@ impl<'s> World<'s> {
             workload,
             proxies,
             backends,
+            rate_limit_service,
             notes: Vec::new(),
             options: RunOptions::default(),
             records: Vec::new(),
@@ -523,6 +554,15 @@ impl<'s> World<'s> {
                 status,
                 retry_after,
             } => self.response_at_client(request, status, retry_after),
+            Event::RateLimitCallArrive { call } => self.rate_limit_call_arrive(call),
+            Event::RedisExecute { call } => self.redis_execute(call),
+            Event::RedisResponse { call } => self.redis_response(call),
+            Event::RateLimitResponse {
+                request,
+                call,
+                result,
+            } => self.rate_limit_response(request, call, result),
+            Event::RateLimitTimeout { request, call } => self.rate_limit_timeout(request, call),
         }
     }
 
@@ -549,6 +589,7 @@ impl<'s> World<'s> {
             notes: self.notes,
             peak_active_requests,
             requests: self.records,
+            global_rate_limit: self.rate_limit_service.report(),
             metrics: self.metrics,
             outlier_events: std::mem::take(&mut self.proxies.outlier_events),
             outlier_events_dropped: self.proxies.outlier_events_dropped,

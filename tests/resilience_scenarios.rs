@@ -375,7 +375,10 @@ fn outlier_yaml(
 
 #[test]
 fn outlier_cases_match_envoy() {
-    // (case, yaml, merge window, measured 503 range on Envoy 1.40)
+    // (case, yaml, merge window, accepted 503 range). Each range is the
+    // spread measured on Envoy 1.40 in three runs, widened by a few requests
+    // because a random load balancer draw shifts single requests between
+    // hosts; the panic case without merge window measured 297 to 299.
     let cases = [
         (
             "ten hosts, one failing",
@@ -405,7 +408,7 @@ fn outlier_cases_match_envoy() {
             "panic without merge window",
             outlier_yaml(4, "1, 2, 3", ", maxEjectionPercent: 100", "", (40, 400)),
             "0s",
-            296..=300,
+            295..=302,
         ),
         (
             "panic threshold 0",

@@ -4,12 +4,13 @@
 use serde_json::{Value, json};
 
 use crate::gateway::{
-    Cluster, GatewayModel, LoadBalancer, LocalRateLimit, PathMatch, RateLimitAction, Route,
-    RouteAction, TokenBucketSpec,
+    Cluster, GatewayModel, GlobalRateLimit, HitsAddend, LoadBalancer, LocalRateLimit, PathMatch,
+    RateLimitAction, Route, RouteAction, TokenBucketSpec,
 };
 use crate::local_rate_limit::RefillModel;
 use crate::scenario::{
-    BackendWindow, ClientKind, ClientSpec, Connection, EndpointFailure, OpenArrival, Scenario,
+    BackendWindow, ClientKind, ClientSpec, Connection, EndpointFailure, Fault, FaultKind,
+    OpenArrival, RateLimitServiceSpec, Scenario,
 };
 use crate::time::SimDuration;
 
@@ -44,6 +45,8 @@ pub fn run_manifest(scenario: &Scenario, seed: u64, tool_version: &str) -> Value
             "update_merge_window_s": seconds(envoy.update_merge_window),
             "max_dynamic_descriptors": envoy.max_dynamic_descriptors,
         },
+        "rate_limit_service": rate_limit_service_json(&scenario.rate_limit_service),
+        "rate_limit_mode": scenario.rate_limit_mode.map(|mode| mode.name()),
         "manifests": scenario.manifest_sources,
         "backends": scenario.backends.iter().map(|backend| json!({
             "name": backend.name,
@@ -94,6 +97,37 @@ fn window_json(window: &BackendWindow) -> Value {
             EndpointFailure::NoAnswer => "no_answer",
             EndpointFailure::Reset => "reset",
         }),
+    })
+}
+
+fn rate_limit_service_json(spec: &RateLimitServiceSpec) -> Value {
+    json!({
+        "replicas": spec.replicas,
+        "network_latency_s": seconds(spec.network_latency),
+        "service_time": spec.service_time.to_json("s"),
+        "timeout_s": seconds(spec.timeout),
+        "fail_closed": spec.fail_closed,
+        "local_cache": spec.local_cache,
+        "faults": spec.faults.iter().map(fault_json).collect::<Vec<_>>(),
+        "redis": {
+            "network_latency_s": seconds(spec.redis.network_latency),
+            "service_time": spec.redis.service_time.to_json("s"),
+            "faults": spec.redis.faults.iter().map(fault_json).collect::<Vec<_>>(),
+        },
+    })
+}
+
+fn fault_json(fault: &Fault) -> Value {
+    let delay = match fault.kind {
+        FaultKind::Slow { delay } => Some(seconds(delay)),
+        FaultKind::Down | FaultKind::Partition => None,
+    };
+    json!({
+        "kind": fault.kind.name(),
+        "from_s": seconds(fault.from),
+        "to_s": seconds(fault.to),
+        "delay_s": delay,
+        "replicas": fault.replicas,
     })
 }
 
@@ -256,6 +290,27 @@ fn local_json(config: &LocalRateLimit) -> Value {
     })
 }
 
+fn global_json(config: &GlobalRateLimit) -> Value {
+    json!({
+        "domain": config.domain,
+        "rate_limits": config.rate_limits.iter().map(|r| json!({
+            "actions": r.actions.iter().map(action_json).collect::<Vec<_>>(),
+            "hits_addend": match &r.hits_addend {
+                None => Value::Null,
+                Some(HitsAddend::Number(number)) => json!({"number": number}),
+                Some(HitsAddend::Metadata { namespace, key }) => json!({"metadata": {"namespace": namespace, "key": key}}),
+            },
+            "apply_on_stream_done": r.apply_on_stream_done,
+        })).collect::<Vec<_>>(),
+        "limits": config.limits.iter().map(|l| json!({
+            "descriptors": l.chain.iter().map(|e| json!({"key": e.key, "value": e.value})).collect::<Vec<_>>(),
+            "requests_per_unit": l.requests_per_unit,
+            "unit": l.unit.name(),
+            "shadow_mode": l.shadow_mode,
+        })).collect::<Vec<_>>(),
+    })
+}
+
 fn route_json(route: &Route, model: &GatewayModel) -> Value {
     json!({
         "name": route.name,
@@ -274,15 +329,8 @@ fn route_json(route: &Route, model: &GatewayModel) -> Value {
         },
         "policy": route.policy,
         "local_rate_limit": route.local_rate_limit.as_ref().map(local_json),
-        "global_rate_limit": route.global_rate_limit.as_ref().map(|g| json!({
-            "domain": g.domain,
-            "limits": g.limits.iter().map(|l| json!({
-                "descriptors": l.chain.iter().map(|e| json!({"key": e.key, "value": e.value})).collect::<Vec<_>>(),
-                "requests_per_unit": l.requests_per_unit,
-                "unit": l.unit.name(),
-                "shadow_mode": l.shadow_mode,
-            })).collect::<Vec<_>>(),
-        })),
+        "global_rate_limit": route.global_rate_limit.as_ref().map(global_json),
+        "shared_global_rate_limits": route.shared_global_rate_limits.iter().map(global_json).collect::<Vec<_>>(),
         "retry": route.retry.as_ref().map(|r| json!({
             "num_retries": r.num_retries,
             "retry_on": format!("{:?}", r.retry_on),

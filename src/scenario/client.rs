@@ -618,7 +618,7 @@ fn read_kind(
 
 /// A rate: a number of requests per second, or `N/s`, `N/m` (also
 /// `N/min`), `N/h`.
-fn read_rate(node: &Node, diagnostics: &mut Diagnostics) -> Option<f64> {
+pub(super) fn read_rate(node: &Node, diagnostics: &mut Diagnostics) -> Option<f64> {
     let text = node.str(diagnostics)?;
     let (number, per) = match text.split_once('/') {
         Some((number, unit)) => {

@@ -122,6 +122,8 @@ impl World<'_> {
             input_tokens: call.input_tokens,
             output_tokens: call.output_tokens,
             router: None,
+            global: Default::default(),
+            response_tokens: None,
         };
 
         let handle = self.proxies.requests.insert(request);

@@ -3,22 +3,24 @@
 //! attempts through the connection pools and outlier detection
 //! (`upstream.rs`).
 //!
-//! The order of the HTTP filters is Envoy Gateway's: fault injection, then
-//! the local rate limit, then the router. A local reply (404, 429, the
-//! fault filter's abort, a route's direct response) never reaches a
-//! cluster and is never retried.
+//! The order of the HTTP filters is Envoy Gateway's: fault injection, the
+//! local rate limit, the global rate limit, then the router. A local reply
+//! (404, 429, the fault filter's abort, a route's direct response) never
+//! reaches a cluster and is never retried.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::backend::Backends;
+use super::rate_limit_service::{self, GlobalFilterState};
 use super::stats::{ClusterStats, EnvoyStats, HttpStats};
 use super::{Event, Handle, Slab, World};
 use crate::circuit_breaker::Resources;
 use crate::conn_pool::{AttemptId, Overflow, Pool};
 use crate::descriptor::RequestAttrs;
 use crate::gateway::{GatewayModel, HashOn, PathMatch, Route, RouteAction};
+use crate::global_rate_limit::TokenUsage;
 use crate::load_balancer::Balancer;
 use crate::local_rate_limit::{Decision, LocalLimiter};
 use crate::outlier_detection::{Detector, MergeWindow};
@@ -46,6 +48,9 @@ pub(crate) struct Request {
     pub output_tokens: u64,
     /// Set once the request reaches the router.
     pub router: Option<RouterState>,
+    pub global: GlobalFilterState,
+    /// Token counts of the backend's 2xx response, for response cost.
+    pub response_tokens: Option<TokenUsage>,
 }
 
 impl Request {
@@ -205,6 +210,10 @@ impl Proxies {
                     .iter()
                     .enumerate()
                     .map(|(cluster_index, cluster)| {
+                        let global_rate_limit = model.routes.iter().any(|route| {
+                            matches!(route.action, RouteAction::Forward { cluster } if cluster == cluster_index)
+                                && rate_limit_service::global_filter(route, 0).is_some()
+                        });
                         let hosts = cluster_hosts[cluster_index].len();
                         let balancers = (0..workers)
                             .map(|_| {
@@ -228,7 +237,10 @@ impl Proxies {
                                 .as_ref()
                                 .map(|config| Detector::new(config, hosts)),
                             merge_window: MergeWindow::new(scenario.envoy.update_merge_window),
-                            stats: ClusterStats::default(),
+                            stats: ClusterStats {
+                                global_rate_limit,
+                                ..ClusterStats::default()
+                            },
                         }
                     })
                     .collect();
@@ -277,20 +289,7 @@ impl Proxies {
                 ));
             }
         }
-        let global: Vec<&str> = model
-            .routes
-            .iter()
-            .filter(|route| route.global_rate_limit.is_some())
-            .map(|route| route.name.as_str())
-            .collect();
-        if !global.is_empty() {
-            // NOTE: the rate limit service and Redis are not modelled yet, so
-            // global limits admit every request.
-            notes.push(format!(
-                "global rate limits are not simulated yet; every request passes them on: {}",
-                global.join(", ")
-            ));
-        }
+        notes.extend(rate_limit_service::startup_notes(scenario));
         for (index, cluster) in model.clusters.iter().enumerate() {
             let Some(config) = &cluster.outlier_detection else {
                 continue;
@@ -331,6 +330,11 @@ impl Proxies {
             ));
         }
         notes
+    }
+
+    /// Returns the stats of one cluster in one replica.
+    pub(super) fn cluster_stats(&mut self, replica: u32, cluster: usize) -> &mut ClusterStats {
+        &mut self.replicas[replica as usize].clusters[cluster].stats
     }
 
     pub fn collect_stats(&self, scenario: &Scenario) -> EnvoyStats {
@@ -495,6 +499,9 @@ impl World<'_> {
         status: u16,
         retry_after: Option<SimDuration>,
     ) {
+        // The downstream stream ends here, which is when response costs
+        // reach the global rate limit service.
+        self.global_stream_done(handle);
         self.proxies.replicas[replica as usize]
             .stats
             .count_response(status);
@@ -648,7 +655,7 @@ impl World<'_> {
                 }
             }
         }
-        self.router_start(handle);
+        self.run_global_filters(handle);
     }
 }
 

@@ -13,6 +13,7 @@ use super::{Event, Handle, World};
 use crate::client_retry;
 use crate::conn_pool::Admission;
 use crate::gateway::RouteAction;
+use crate::global_rate_limit::TokenUsage;
 use crate::load_balancer::HostView;
 use crate::outlier_detection::Observation;
 use crate::retry::{self, AttemptOutcome, Backoff};
@@ -256,6 +257,16 @@ impl World<'_> {
         cluster.stats.upstream_rq_completed += 1;
         cluster.stats.count_code(status);
         if !retry {
+            // A 2xx response carries the token counts that response costs
+            // of global rate limits charge.
+            if (200..300).contains(&status)
+                && let Some(request) = self.proxies.requests.get_mut(request_handle)
+            {
+                request.response_tokens = Some(TokenUsage {
+                    input: request.input_tokens,
+                    output: request.output_tokens,
+                });
+            }
             self.finish_request(request_handle, status, retry_after);
         }
         self.serve_pool(&attempt);

@@ -53,6 +53,13 @@ pub(crate) struct ClusterStats {
     pub upstream_rq_tx_reset: u64,
     pub lb_healthy_panic: u64,
     pub no_healthy_upstream: u64,
+    /// Whether a route to this cluster has a global rate limit filter,
+    /// whose `ratelimit.*` stats Envoy keeps under the cluster.
+    pub global_rate_limit: bool,
+    pub ratelimit_ok: u64,
+    pub ratelimit_over_limit: u64,
+    pub ratelimit_error: u64,
+    pub ratelimit_failure_mode_allowed: u64,
 }
 
 impl ClusterStats {
@@ -162,6 +169,15 @@ impl EnvoyStats {
         );
         add("lb_healthy_panic", stats.lb_healthy_panic);
         add("upstream_cx_none_healthy", stats.no_healthy_upstream);
+        if stats.global_rate_limit {
+            add("ratelimit.ok", stats.ratelimit_ok);
+            add("ratelimit.over_limit", stats.ratelimit_over_limit);
+            add("ratelimit.error", stats.ratelimit_error);
+            add(
+                "ratelimit.failure_mode_allowed",
+                stats.ratelimit_failure_mode_allowed,
+            );
+        }
         let mut classes = [0u64; 5];
         for (code, count) in &stats.upstream_rq_by_code {
             add(&format!("upstream_rq_{code}"), *count);

@@ -23,6 +23,10 @@ pub(crate) struct Instance {
     pub per_user: bool,
     pub source_ip: IpAddr,
     pub rng: Stream,
+    /// Draws of the replica (random spread) and worker (per-request
+    /// connections), apart from `rng` so that a different replica or worker
+    /// count leaves the client's requests and timing unchanged.
+    pub routing_rng: Stream,
     pub sent: u64,
     pub in_flight: u32,
     pub done_sending: bool,
@@ -143,6 +147,7 @@ fn new_instance(
         per_user,
         source_ip,
         rng: streams.stream(&format!("client/{}", client.name), u64::from(index)),
+        routing_rng: streams.stream(&format!("routing/{}", client.name), u64::from(index)),
         sent: 0,
         in_flight: 0,
         done_sending: false,
@@ -365,7 +370,7 @@ impl World<'_> {
         let client = &self.scenario.clients[instance.group as usize];
         let replica = match spread {
             Spread::RoundRobin => (round_robin % u64::from(replicas)) as u32,
-            Spread::Random => rng::below(&mut instance.rng, u64::from(replicas)) as u32,
+            Spread::Random => rng::below(&mut instance.routing_rng, u64::from(replicas)) as u32,
             Spread::Sticky => instance.sticky_replica,
         };
         let worker = match client.connection {
@@ -373,7 +378,9 @@ impl World<'_> {
                 let key = format!("{}/{}/{slot}/{replica}", instance.group, instance.index);
                 (rng::fnv1a(key.as_bytes()) % u64::from(workers)) as u32
             }
-            Connection::PerRequest => rng::below(&mut instance.rng, u64::from(workers)) as u32,
+            Connection::PerRequest => {
+                rng::below(&mut instance.routing_rng, u64::from(workers)) as u32
+            }
         };
         (replica, worker)
     }
