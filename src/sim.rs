@@ -24,7 +24,7 @@ use std::sync::atomic::AtomicBool;
 
 use crate::engine::EventQueue;
 use crate::global_rate_limit::CallResult;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Probe};
 use crate::rng::Streams;
 use crate::scenario::Scenario;
 use crate::time::{SimDuration, SimTime};
@@ -289,6 +289,9 @@ pub struct RunOutput {
     pub seed: u64,
     pub metrics: Metrics,
     pub envoy_stats: EnvoyStats,
+    /// Envoy's stats of each replica, in replica order; their sum is
+    /// `envoy_stats`.
+    pub envoy_stats_per_replica: Vec<EnvoyStats>,
     /// Simulated time at which the run ended.
     pub end: SimTime,
     pub events: u64,
@@ -349,8 +352,21 @@ pub fn run(scenario: &Scenario, seed: u64) -> RunOutput {
 
 /// Runs `scenario` with `seed`.
 pub fn run_with(scenario: &Scenario, seed: u64, options: RunOptions) -> RunOutput {
+    run_with_probes(scenario, seed, options, Vec::new())
+}
+
+/// Runs `scenario` with `seed`, filling `probes` as well; they come back
+/// in `metrics.probes` in the same order. Probes only count, so the run's
+/// other results are the same as without them.
+pub fn run_with_probes(
+    scenario: &Scenario,
+    seed: u64,
+    options: RunOptions,
+    probes: Vec<Probe>,
+) -> RunOutput {
     let mut world = World::new(scenario, seed);
     world.options = options;
+    world.metrics.probes = probes;
     world.start();
     world.run_loop();
     world.finish()
@@ -570,10 +586,12 @@ impl<'s> World<'s> {
         self.metrics.finish();
         let envoy_stats = self.proxies.collect_stats(self.scenario);
         self.notes.extend(self.proxies.outlier_notes(self.scenario));
+        let envoy_stats_per_replica = self.proxies.collect_replica_stats(self.scenario);
         let peak_active_requests = self.proxies.peak_active_requests(self.scenario);
         RunOutput {
             seed: self.streams.seed(),
             envoy_stats,
+            envoy_stats_per_replica,
             end,
             events: self.queue.events_processed(),
             in_flight_at_end: self.proxies.in_flight,

@@ -176,6 +176,8 @@ impl World<'_> {
             attempt: attempt_handle,
             group: request.group,
             call: request.call,
+            route: route as u32,
+            replica,
             retry,
             client_retry: request.client_retry,
             non_idempotent: client_retry::is_non_idempotent(&request.method),
