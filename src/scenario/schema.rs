@@ -53,6 +53,10 @@ pub enum Kind {
     /// A mapping of field paths to single values, as `compare` variants
     /// set them.
     PathValues,
+    /// Status codes or classes: `429`, `5xx`, or a list of them.
+    Statuses,
+    /// Two numbers, low and high.
+    NumberPair,
 }
 
 /// A field's default, as it would be written in the file.
@@ -177,6 +181,12 @@ pub static SCENARIO: Section = Section {
         field("limits", Kind::Section(&LIMITS), NoDefault, LIMITS.doc),
         field("sweep", Kind::Section(&SWEEP), NoDefault, SWEEP.doc),
         field("compare", Kind::Section(&COMPARE), NoDefault, COMPARE.doc),
+        field(
+            "expect",
+            Kind::ListOf(&EXPECTATION),
+            NoDefault,
+            "What `trafficsim check` judges after running the scenario.",
+        ),
     ],
 };
 
@@ -1011,6 +1021,112 @@ pub static COMPARE_VARIANT: Section = Section {
     ],
 };
 
+/// The metrics an expectation measures, as `expect[].metric` names them.
+pub static EXPECT_METRICS: [&str; 10] = [
+    "status_fraction",
+    "status_count",
+    "completed",
+    "admitted",
+    "admitted_rate",
+    "latency_ms",
+    "spend_usd",
+    "retries",
+    "backend_requests",
+    "envoy_stat",
+];
+
+const ANY_NUMBER: Kind = Kind::Number {
+    min: f64::MIN,
+    max: f64::MAX,
+};
+
+pub static EXPECTATION: Section = Section {
+    path: "expect[]",
+    doc: "One expectation: a metric, an optional scope and window, and one bound.",
+    fields: &[
+        field(
+            "name",
+            Kind::Text,
+            NoDefault,
+            "Shown in the table and as the JUnit test case name; built from metric, scope \
+             and window when left out.",
+        ),
+        required("metric", Kind::OneOf(&EXPECT_METRICS), "What to measure."),
+        field(
+            "status",
+            Kind::Statuses,
+            NoDefault,
+            "For status_fraction and status_count: a code, a class (5xx) or a list.",
+        ),
+        field(
+            "percentile",
+            Kind::Number {
+                min: 0.0,
+                max: 100.0,
+            },
+            NoDefault,
+            "For latency_ms: above 0 up to 100.",
+        ),
+        field(
+            "stat",
+            Kind::Text,
+            NoDefault,
+            "For envoy_stat: a stat name as summary.json lists it under envoy_stats.",
+        ),
+        field(
+            "client",
+            Kind::Text,
+            NoDefault,
+            "Scope: one client definition.",
+        ),
+        field("route", Kind::Text, NoDefault, "Scope: one HTTPRoute."),
+        field(
+            "replica",
+            Kind::Integer {
+                min: 0,
+                max: u32::MAX as i64,
+            },
+            NoDefault,
+            "Scope: one Envoy replica, from 0.",
+        ),
+        field(
+            "from",
+            Kind::Duration,
+            NoDefault,
+            "Start of the window of simulated time.",
+        ),
+        field(
+            "to",
+            Kind::Duration,
+            NoDefault,
+            "End of the window (exclusive).",
+        ),
+        field("max", ANY_NUMBER, NoDefault, "Upper bound, included."),
+        field("min", ANY_NUMBER, NoDefault, "Lower bound, included."),
+        field(
+            "between",
+            Kind::NumberPair,
+            NoDefault,
+            "Both bounds, [low, high], included.",
+        ),
+        field(
+            "seeds",
+            Kind::Integer { min: 1, max: 1_000 },
+            DefInt(1),
+            "Runs with seeds seed, seed + 1, ...; the bound applies to the mean.",
+        ),
+        field(
+            "confidence",
+            Kind::Number {
+                min: 0.5,
+                max: 0.999,
+            },
+            DefNum(0.95),
+            "Level of the interval over the seeds.",
+        ),
+    ],
+};
+
 /// The metrics a sweep reports, as `sweep.metrics` and `goals[].metric`
 /// name them.
 pub static SWEEP_METRICS: [&str; 10] = [
@@ -1304,6 +1420,21 @@ fn kind_schema(kind: Kind) -> Value {
             "items": { "type": "integer", "minimum": min, "maximum": max },
         }),
         Kind::Boolean => json!({ "type": "boolean" }),
+        Kind::Statuses => {
+            let one = json!({
+                "anyOf": [
+                    { "type": "integer", "minimum": 100, "maximum": 599 },
+                    { "type": "string", "pattern": "^[1-5]xx$" },
+                ],
+            });
+            json!({ "anyOf": [one.clone(), { "type": "array", "minItems": 1, "items": one }] })
+        }
+        Kind::NumberPair => json!({
+            "type": "array",
+            "items": { "type": "number" },
+            "minItems": 2,
+            "maxItems": 2,
+        }),
         Kind::PathValues => json!({
             "type": "object",
             "additionalProperties": { "type": ["string", "number", "boolean"] },

@@ -13,7 +13,7 @@ use super::proxy::Request;
 use super::workload::Workload;
 use super::{Event, Handle, RequestRecord, World};
 use crate::client_retry::{self, TryOutcome};
-use crate::metrics::CLIENT_TIMEOUT_STATUS;
+use crate::metrics::{CLIENT_TIMEOUT_STATUS, Site};
 use crate::time::{SimDuration, SimTime};
 
 /// One call of a client instance.
@@ -73,6 +73,15 @@ impl Workload {
         };
         self.release_call(call);
         repeated
+    }
+}
+
+/// Client, route and replica of a request, for probes.
+fn request_site(request: &Request) -> Site {
+    Site {
+        group: request.group as usize,
+        route: request.route(),
+        replica: request.replica,
     }
 }
 
@@ -150,6 +159,7 @@ impl World<'_> {
         self.proxies.in_flight = self.proxies.in_flight.saturating_sub(1);
         let call_handle = request.call;
         let attempts = request.attempts();
+        let site = request_site(&request);
         self.metrics
             .record_attempt_count(request.group as usize, attempts);
         let current = self
@@ -168,7 +178,7 @@ impl World<'_> {
             retry_after,
         };
         if !self.maybe_retry_call(call_handle, outcome) {
-            self.complete_call(call_handle, status, attempts);
+            self.complete_call(call_handle, status, attempts, site);
         }
     }
 
@@ -185,6 +195,14 @@ impl World<'_> {
             return;
         };
         let group = self.workload.instances[call.instance as usize].group;
+        let site = self.proxies.requests.get(request).map_or(
+            Site {
+                group: group as usize,
+                route: None,
+                replica: 0,
+            },
+            request_site,
+        );
         if !self.abandon_request(request) {
             return;
         }
@@ -194,7 +212,7 @@ impl World<'_> {
         }
         self.workload.release_call(call_handle);
         if !self.maybe_retry_call(call_handle, TryOutcome::TimedOut) {
-            self.complete_call(call_handle, CLIENT_TIMEOUT_STATUS, 0);
+            self.complete_call(call_handle, CLIENT_TIMEOUT_STATUS, 0, site);
         }
     }
 
@@ -236,8 +254,9 @@ impl World<'_> {
         true
     }
 
-    /// Ends a call with its final status.
-    fn complete_call(&mut self, call_handle: Handle, status: u16, attempts: u32) {
+    /// Ends a call with its final status; `site` is where its last request
+    /// went, for probes.
+    fn complete_call(&mut self, call_handle: Handle, status: u16, attempts: u32, site: Site) {
         let now = self.now();
         let Some(call) = self.workload.calls.get_mut(call_handle) else {
             return;
@@ -253,6 +272,7 @@ impl World<'_> {
         let latency = now.saturating_since(started);
         self.metrics
             .record_completed(group, instance.index, status, latency, now);
+        self.metrics.probe_completed(&site, status, latency, now);
         if self.options.record_requests {
             self.records.push(RequestRecord {
                 group: group as u32,
