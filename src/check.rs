@@ -15,7 +15,7 @@
 
 mod render;
 
-pub use render::{render_human, render_json, render_junit};
+pub use render::{measured_text, render_human, render_json, render_junit};
 
 use crate::confidence::{Interval, mean_interval};
 use crate::metrics::{Probe, ProbeScope};

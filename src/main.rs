@@ -138,6 +138,10 @@ enum Command {
         /// Output format on stdout.
         #[arg(long, value_enum, default_value = "human")]
         format: ReportFormat,
+        /// Also write the results as a self-contained HTML page to this
+        /// file.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
     },
     /// Run a scenario with the manifests before and after a policy change,
     /// on the same seeds, and report each metric's change with a
@@ -311,7 +315,8 @@ fn main() -> ExitCode {
             paths,
             junit,
             format,
-        } => run_check(&paths, junit.as_deref(), format),
+            html,
+        } => run_check(&paths, junit.as_deref(), html.as_deref(), format),
         Command::Diff {
             scenario,
             before,
@@ -779,6 +784,7 @@ fn print_problems(path: &std::path::Path, diagnostics: &Diagnostics) {
 fn run_check(
     paths: &[PathBuf],
     junit: Option<&std::path::Path>,
+    html: Option<&std::path::Path>,
     format: ReportFormat,
 ) -> Result<(), Failure> {
     let files = match check::scenario_files(paths) {
@@ -831,6 +837,10 @@ fn run_check(
     if let Some(path) = junit {
         let xml = check::render_junit(&results);
         report::write_atomic(path, xml.as_bytes()).map_err(anyhow::Error::new)?;
+    }
+    if let Some(path) = html {
+        let page = report::html::check_page(&results);
+        report::write_atomic(path, page.as_bytes()).map_err(anyhow::Error::new)?;
     }
     if results.iter().any(|r| r.failures() > 0) {
         return Err(Failure::Check);

@@ -581,6 +581,27 @@ fn compare_writes_report_html() {
     assert!(dir.join("two/report.html").exists());
 }
 
+#[test]
+fn check_writes_html_results() {
+    let dir = scratch("check-html");
+    let page_path = dir.join("check.html");
+    let output = trafficsim(&[
+        "check",
+        "scenarios/ci/tutorial-basic-limit.yaml",
+        "--html",
+        page_path.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let page = std::fs::read_to_string(&page_path).unwrap();
+    assert!(page.contains("<h1>trafficsim check</h1>"));
+    assert!(
+        page.contains("<td>PASS</td><td>five requests pass</td>"),
+        "{page}"
+    );
+    assert!(!page.contains("<td>FAIL</td>"));
+    assert!(!page.contains("<script"));
+}
+
 fn find_chromium() -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     for folder in std::env::split_paths(&path) {

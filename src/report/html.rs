@@ -11,9 +11,11 @@
 //! [`table`], [`paragraph`], [`list`], [`figure`] and [`details`] escape
 //! every text they are given, so callers pass plain strings.
 
+mod check;
 mod compare;
 mod sweep;
 
+pub use check::check_page;
 pub use compare::compare_page;
 pub use sweep::sweep_page;
 
@@ -225,6 +227,7 @@ pub fn run_page(scenario: &Scenario, output: &RunOutput) -> Result<String, Chart
         Section::new("Charts", charts),
         Section::new("Clients", clients_table(scenario, output)),
         Section::new("Backends", backends_table(scenario)),
+        Section::new("Expectations", expectations(scenario)),
         Section::new("Policies", policies(scenario)),
         Section::new("Routes", routes_table(scenario)),
         Section::new("Envoy stats", envoy_stats(output)),
@@ -320,6 +323,31 @@ fn clients_table(scenario: &Scenario, output: &RunOutput) -> Html {
         })
         .collect();
     table(&headers, &rows)
+}
+
+/// Lists the scenario's `expect:` items with their bounds; `trafficsim
+/// check` judges them over their seeds.
+fn expectations(scenario: &Scenario) -> Html {
+    if scenario.expectations.is_empty() {
+        return paragraph("The scenario has no `expect:` list.");
+    }
+    let rows: Vec<Vec<String>> = scenario
+        .expectations
+        .iter()
+        .map(|expectation| {
+            vec![
+                expectation.name.clone(),
+                expectation.bound.to_string(),
+                expectation.seeds.to_string(),
+            ]
+        })
+        .collect();
+    let mut body = paragraph(
+        "Judged by `trafficsim check`, which runs each over its seeds; this run alone \
+         does not decide them.",
+    );
+    body.push(table(&["expectation", "bound", "seeds"], &rows));
+    body
 }
 
 fn backends_table(scenario: &Scenario) -> Html {
