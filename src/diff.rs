@@ -456,8 +456,20 @@ fn compare(
 /// Writes the overlay charts of a diff into `dir`: `diff-rates` (2xx, 429
 /// and 5xx per second, before and after) and, when requests are priced,
 /// `diff-spend` (cumulative spend). Lines are the mean over seeds, bands
-/// the lowest and highest seed.
-pub fn write_charts(dir: &Path, report: &DiffReport) -> Result<(), chart::ChartError> {
+/// the lowest and highest seed. `report.html` beside them shows the
+/// charts with the table of changes.
+pub fn write_charts(dir: &Path, report: &DiffReport) -> Result<(), crate::report::ReportError> {
+    for (stem, line_chart) in charts(report) {
+        chart::write_lines(dir, &stem, &line_chart)?;
+    }
+    let page = crate::report::html::diff_page(report)?;
+    crate::report::write_atomic(&dir.join("report.html"), page.as_bytes())
+}
+
+/// Builds the overlay charts [`write_charts`] writes, each with its file
+/// stem: the rates, and the spend when the scenario has prices.
+pub fn charts(report: &DiffReport) -> Vec<(String, LineChart)> {
+    let mut charts = Vec::new();
     let names = ["2xx/s", "429/s", "5xx/s"];
     let mut series = Vec::new();
     for (index, name) in names.iter().enumerate() {
@@ -480,7 +492,7 @@ pub fn write_charts(dir: &Path, report: &DiffReport) -> Result<(), chart::ChartE
         y_label: "responses per second".to_string(),
         series,
     };
-    chart::write_lines(dir, "diff-rates", &rates)?;
+    charts.push(("diff-rates".to_string(), rates));
     if report.priced {
         let spend = LineChart {
             title: format!("{}: cumulative spend", report.scenario),
@@ -491,9 +503,9 @@ pub fn write_charts(dir: &Path, report: &DiffReport) -> Result<(), chart::ChartE
                 line("after", &report.after_series.spend, report.bucket_seconds),
             ],
         };
-        chart::write_lines(dir, "diff-spend", &spend)?;
+        charts.push(("diff-spend".to_string(), spend));
     }
-    Ok(())
+    charts
 }
 
 fn line(name: &str, points: &[(f64, f64, f64)], bucket_seconds: f64) -> LineSeries {

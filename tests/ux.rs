@@ -602,6 +602,27 @@ fn check_writes_html_results() {
     assert!(!page.contains("<script"));
 }
 
+#[test]
+fn diff_writes_report_html() {
+    let dir = scratch("diff").join("out");
+    let output = trafficsim(&[
+        "diff",
+        "scenarios/ci/tutorial-basic-limit.yaml",
+        "--before",
+        "scenarios/tutorial/manifests/per-user-distinct.yaml",
+        "--seeds",
+        "2",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let page = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(page.contains("<h1>trafficsim diff: tutorial-basic-limit</h1>"));
+    assert!(page.contains("status_fraction(429)"), "{page}");
+    assert!(page.contains("<svg"));
+    assert!(!page.contains("<script"));
+}
+
 fn find_chromium() -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     for folder in std::env::split_paths(&path) {

@@ -13,10 +13,12 @@
 
 mod check;
 mod compare;
+mod diff;
 mod sweep;
 
 pub use check::check_page;
 pub use compare::compare_page;
+pub use diff::diff_page;
 pub use sweep::sweep_page;
 
 use std::fmt::Write as _;
@@ -96,7 +98,7 @@ table{border-collapse:collapse;margin:.5rem 0;font-size:.9rem;display:block;over
 th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:left;vertical-align:top}\
 td.n{text-align:right;font-variant-numeric:tabular-nums}th{background:#f3f3f3}\
 figure{margin:1rem 0}figure svg{max-width:100%;height:auto;border:1px solid #eee}\
-figcaption{font-size:.9rem;color:#555}\
+figcaption{font-size:.9rem;color:#555}pre{overflow-x:auto;font-size:.85rem}\
 .ok{color:#1a7f37}.bad{color:#b42318}.warn{color:#9a6700}\
 code{background:#f3f3f3;padding:0 .2rem}\
 footer{margin-top:2rem;font-size:.8rem;color:#666}";
