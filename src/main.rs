@@ -267,6 +267,34 @@ fn main() -> ExitCode {
     }
 }
 
+/// Runs above this many requests get a size estimate before they start.
+const LARGE_RUN_REQUESTS: u64 = 20_000_000;
+
+/// Prints an estimate of a run's size when it is large, so a long wait is
+/// expected rather than mistaken for a hang.
+fn warn_if_large(scenario: &scenario::Scenario) {
+    let mut total: u64 = 0;
+    let mut open_ended = Vec::new();
+    for client in &scenario.clients {
+        match client.estimated_requests(scenario.duration) {
+            Some(requests) => total = total.saturating_add(requests),
+            None => open_ended.push(client.name.as_str()),
+        }
+    }
+    if total > LARGE_RUN_REQUESTS {
+        eprintln!(
+            "trafficsim: note: this run sends about {total} requests{}; expect about {} s at a \
+             million requests per second (Ctrl-C stops it and keeps what was done)",
+            if open_ended.is_empty() {
+                String::new()
+            } else {
+                format!(" plus those of {}", open_ended.join(", "))
+            },
+            total / 1_000_000
+        );
+    }
+}
+
 fn input_error(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("trafficsim: error: {message}");
     ExitCode::from(2)
@@ -550,6 +578,7 @@ fn run(
         }
     };
     let seed = seed.unwrap_or(scenario.seed);
+    warn_if_large(&scenario);
     let options = sim::RunOptions {
         record_requests: trace,
         stop: Some(&INTERRUPTED),
