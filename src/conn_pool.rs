@@ -7,7 +7,8 @@
 //! always open one) for the waiting requests. A request is checked against
 //! `max_requests` only when it is attached to a connection, and overflow
 //! there is an immediate failure, never a wait. One connection carries one
-//! request at a time.
+//! request at a time, and a connection that has carried
+//! `max_requests_per_connection` requests is closed when the last one ends.
 //!
 //! The pool decides; the caller (`sim`) schedules connection set-up and
 //! sends attached requests upstream.
@@ -45,6 +46,8 @@ pub struct PoolCounters {
     pub upstream_cx_total: u64,
     pub upstream_cx_overflow: u64,
     pub upstream_cx_destroy_local: u64,
+    /// Connections closed for reaching `max_requests_per_connection`.
+    pub upstream_cx_max_requests: u64,
     pub upstream_rq_pending_total: u64,
     pub upstream_rq_pending_overflow: u64,
     pub upstream_rq_active_overflow: u64,
@@ -57,9 +60,26 @@ pub struct Pool {
     pub busy: u32,
     pub connecting: u32,
     pending: VecDeque<AttemptId>,
+    /// Requests each connection may carry; `None` is unlimited.
+    max_requests_per_connection: Option<u32>,
+    /// Requests carried so far by each idle connection, the most recently
+    /// freed last (it is reused first).
+    idle_served: Vec<u32>,
+    /// Requests carried so far, the current one included, by the connection
+    /// of each attached attempt.
+    busy_served: Vec<(AttemptId, u32)>,
 }
 
 impl Pool {
+    /// Creates an empty pool whose connections close after
+    /// `max_requests_per_connection` requests (`None`: never).
+    pub fn new(max_requests_per_connection: Option<u32>) -> Pool {
+        Pool {
+            max_requests_per_connection,
+            ..Pool::default()
+        }
+    }
+
     pub fn connections(&self) -> u32 {
         self.idle + self.busy + self.connecting
     }
@@ -76,7 +96,7 @@ impl Pool {
         counters: &mut PoolCounters,
     ) -> Admission {
         if self.idle > 0 {
-            return match self.attach(resources, counters) {
+            return match self.attach(attempt, resources, counters) {
                 Ok(()) => Admission::Attached,
                 Err(overflow) => Admission::Overflow(overflow),
             };
@@ -119,6 +139,7 @@ impl Pool {
         debug_assert!(self.connecting > 0);
         self.connecting = self.connecting.saturating_sub(1);
         self.idle += 1;
+        self.idle_served.push(0);
     }
 
     /// A connection attempt failed; its slot is given back.
@@ -141,7 +162,7 @@ impl Pool {
                 break;
             };
             resources.leave_pending();
-            out.push((attempt, self.attach(resources, counters)));
+            out.push((attempt, self.attach(attempt, resources, counters)));
         }
     }
 
@@ -167,18 +188,37 @@ impl Pool {
         }
     }
 
-    /// The request on a busy connection finished. With `close`, Envoy
-    /// closes the connection (after a reset, a timeout, or a retried 5xx);
-    /// otherwise it becomes idle for the next request.
-    pub fn release(&mut self, close: bool, resources: &mut Resources, counters: &mut PoolCounters) {
+    /// Releases the busy connection of `attempt`, whose request finished.
+    /// With `close`, Envoy closes the connection (after a reset, a timeout, or a
+    /// retried 5xx). It also closes a connection that has carried
+    /// `max_requests_per_connection` requests. Otherwise the connection
+    /// becomes idle for the next request.
+    pub fn release(
+        &mut self,
+        attempt: AttemptId,
+        close: bool,
+        resources: &mut Resources,
+        counters: &mut PoolCounters,
+    ) {
         debug_assert!(self.busy > 0);
         self.busy = self.busy.saturating_sub(1);
         resources.finish_request();
-        if close {
+        let served = match self.busy_served.iter().position(|(a, _)| *a == attempt) {
+            Some(index) => self.busy_served.swap_remove(index).1,
+            None => 0,
+        };
+        let worn_out = self
+            .max_requests_per_connection
+            .is_some_and(|limit| served >= limit);
+        if close || worn_out {
             resources.close_connection();
             counters.upstream_cx_destroy_local += 1;
+            if worn_out && !close {
+                counters.upstream_cx_max_requests += 1;
+            }
         } else {
             self.idle += 1;
+            self.idle_served.push(served);
         }
     }
 
@@ -189,10 +229,12 @@ impl Pool {
             counters.upstream_cx_destroy_local += 1;
         }
         self.idle = 0;
+        self.idle_served.clear();
     }
 
     fn attach(
         &mut self,
+        attempt: AttemptId,
         resources: &mut Resources,
         counters: &mut PoolCounters,
     ) -> Result<(), Overflow> {
@@ -203,6 +245,8 @@ impl Pool {
         resources.attach_request();
         self.idle -= 1;
         self.busy += 1;
+        let served = self.idle_served.pop().unwrap_or(0) + 1;
+        self.busy_served.push((attempt, served));
         Ok(())
     }
 }
@@ -273,10 +317,36 @@ mod tests {
         assert_eq!(pool.pending_len(), 10);
         // A finished request hands its connection to the oldest waiter.
         let mut counters = PoolCounters::default();
-        pool.release(false, &mut resources, &mut counters);
+        pool.release(0, false, &mut resources, &mut counters);
         let mut out = Vec::new();
         pool.attach_pending(&mut resources, &mut counters, &mut out);
         assert_eq!(out, vec![(5, Ok(()))]);
+    }
+
+    #[test]
+    fn connection_closes_after_its_request_limit() {
+        let mut resources = limits(1024, 1024, 1024);
+        let mut counters = PoolCounters::default();
+        let mut pool = Pool::new(Some(2));
+        let mut out = Vec::new();
+        assert_eq!(
+            pool.request(0, &mut resources, &mut counters),
+            Admission::Queued
+        );
+        assert_eq!(pool.open_connections(&mut resources, &mut counters), 1);
+        pool.connected();
+        pool.attach_pending(&mut resources, &mut counters, &mut out);
+        pool.release(0, false, &mut resources, &mut counters);
+        // The second request reuses the connection, which then closes.
+        assert_eq!(
+            pool.request(1, &mut resources, &mut counters),
+            Admission::Attached
+        );
+        pool.release(1, false, &mut resources, &mut counters);
+        assert_eq!(pool.connections(), 0);
+        assert_eq!(counters.upstream_cx_total, 1);
+        assert_eq!(counters.upstream_cx_max_requests, 1);
+        assert_eq!(counters.upstream_cx_destroy_local, 1);
     }
 
     #[test]

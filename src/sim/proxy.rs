@@ -177,7 +177,12 @@ impl Proxies {
                             .collect();
                         ClusterState {
                             resources: Resources::new(&cluster.circuit_breaker),
-                            pools: vec![Pool::default(); hosts * workers as usize],
+                            pools: vec![
+                                Pool::new(
+                                    cluster.circuit_breaker.max_requests_per_connection
+                                );
+                                hosts * workers as usize
+                            ],
                             balancers,
                             host_active: vec![0; hosts],
                             host_healthy: vec![true; hosts],
@@ -697,7 +702,12 @@ impl World<'_> {
                 cluster.host_active[attempt.host as usize] -= 1;
                 let pool =
                     &mut cluster.pools[attempt.worker as usize * hosts + attempt.host as usize];
-                pool.release(close, &mut cluster.resources, &mut cluster.stats.pool);
+                pool.release(
+                    handle.index,
+                    close,
+                    &mut cluster.resources,
+                    &mut cluster.stats.pool,
+                );
             }
             AttemptState::Queued => {
                 let pool =

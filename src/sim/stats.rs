@@ -102,6 +102,7 @@ impl EnvoyStats {
         add("upstream_cx_total", pool.upstream_cx_total);
         add("upstream_cx_overflow", pool.upstream_cx_overflow);
         add("upstream_cx_destroy_local", pool.upstream_cx_destroy_local);
+        add("upstream_cx_max_requests", pool.upstream_cx_max_requests);
         add("upstream_cx_connect_fail", stats.upstream_cx_connect_fail);
         add("upstream_rq_pending_total", pool.upstream_rq_pending_total);
         add(
