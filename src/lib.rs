@@ -7,6 +7,7 @@ pub mod conn_pool;
 pub mod descriptor;
 pub mod dist;
 pub mod engine;
+pub mod envoy_config;
 pub mod gateway;
 pub mod load_balancer;
 pub mod local_rate_limit;

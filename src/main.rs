@@ -53,6 +53,13 @@ enum Command {
         #[arg(long, value_enum, default_value = "human")]
         format: ValidateFormat,
     },
+    /// Print the Envoy configuration of a scenario's route and cluster,
+    /// with its backend and clients, as one case of the conformance
+    /// recording harness (JSON on stdout).
+    EnvoyConfig {
+        /// Scenario file (YAML) with exactly one route and one backend.
+        scenario: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -76,6 +83,42 @@ fn main() -> ExitCode {
             replicas,
             format,
         } => validate(&paths, replicas, format),
+        Command::EnvoyConfig { scenario } => envoy_config(&scenario),
+    }
+}
+
+fn load_scenario(path: &std::path::Path) -> Option<scenario::Scenario> {
+    match scenario::load(path) {
+        Ok(scenario) => Some(scenario),
+        Err(diagnostics) => {
+            eprintln!(
+                "trafficsim: error: {} has {} problem{}:",
+                path.display(),
+                diagnostics.len(),
+                if diagnostics.len() == 1 { "" } else { "s" }
+            );
+            eprintln!("{diagnostics}");
+            None
+        }
+    }
+}
+
+fn envoy_config(path: &std::path::Path) -> ExitCode {
+    let Some(scenario) = load_scenario(path) else {
+        return ExitCode::from(2);
+    };
+    match trafficsim::envoy_config::recording_case(&scenario) {
+        Ok(case) => {
+            println!("{case:#}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!(
+                "trafficsim: error: {} has no Envoy translation: {error}",
+                path.display()
+            );
+            ExitCode::from(2)
+        }
     }
 }
 
@@ -86,18 +129,8 @@ fn run(
     trace: bool,
     quiet: bool,
 ) -> ExitCode {
-    let scenario = match scenario::load(path) {
-        Ok(scenario) => scenario,
-        Err(diagnostics) => {
-            eprintln!(
-                "trafficsim: error: {} has {} problem{}:",
-                path.display(),
-                diagnostics.len(),
-                if diagnostics.len() == 1 { "" } else { "s" }
-            );
-            eprintln!("{diagnostics}");
-            return ExitCode::from(2);
-        }
+    let Some(scenario) = load_scenario(path) else {
+        return ExitCode::from(2);
     };
     let seed = seed.unwrap_or(scenario.seed);
     let options = sim::RunOptions {

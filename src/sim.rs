@@ -241,6 +241,9 @@ pub struct RequestRecord {
     pub status: u16,
     /// Upstream attempts made (0 for a local reply).
     pub attempts: u32,
+    /// Index, within the route's cluster, of the host of the last attempt;
+    /// `None` for a local reply.
+    pub last_host: Option<u32>,
 }
 
 /// Runs `scenario` with `seed`, keeping aggregate metrics only.

@@ -54,6 +54,13 @@ impl Request {
             .map_or(0, |r| r.hosts_tried.len() as u32)
     }
 
+    /// Host index, within the cluster, of the last attempt made.
+    pub fn last_host(&self) -> Option<u32> {
+        self.router
+            .as_ref()
+            .and_then(|r| r.hosts_tried.last().copied())
+    }
+
     fn attrs(&self) -> RequestAttrs<'_> {
         RequestAttrs {
             host: &self.host,

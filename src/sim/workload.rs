@@ -385,6 +385,7 @@ impl World<'_> {
                 completed: now,
                 status,
                 attempts: request.attempts(),
+                last_host: request.last_host(),
             });
         }
 
