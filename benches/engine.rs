@@ -1,5 +1,5 @@
-//! Simulation speed: a whole shipped scenario per iteration, and the bare
-//! event queue for comparison.
+//! Simulation speed: the benchmark model shared with the SimPy reference,
+//! a shipped tutorial scenario, and the bare event queue for comparison.
 
 use std::path::Path;
 
@@ -8,18 +8,32 @@ use trafficsim::engine::EventQueue;
 use trafficsim::time::SimTime;
 use trafficsim::{scenario, sim};
 
-fn five_replicas(c: &mut Criterion) {
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/tutorial/five-replicas-local.yaml");
-    let scenario = match scenario::load(&path) {
+fn load(relative: &str) -> scenario::Scenario {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(relative);
+    match scenario::load(&path) {
         Ok(scenario) => scenario,
         Err(diagnostics) => panic!("{diagnostics}"),
-    };
+    }
+}
+
+/// About 240,000 requests: 120 s at 2000 requests per second.
+fn benchmark_model(c: &mut Criterion) {
+    let scenario = load("scenarios/bench/five-replicas-local-limits.yaml");
+    let mut group = c.benchmark_group("benchmark_model");
+    group.sample_size(10);
+    group.bench_function("120s_2000rps", |b| b.iter(|| sim::run(&scenario, 1).events));
+    group.finish();
+}
+
+/// 10 minutes at 1000 requests per minute through 5 replicas.
+fn five_replicas(c: &mut Criterion) {
+    let scenario = load("scenarios/tutorial/five-replicas-local.yaml");
     c.bench_function("five_replicas_local_10_minutes", |b| {
         b.iter(|| sim::run(&scenario, 1).events)
     });
 }
 
+/// 100,000 pushes and pops of random times: the data structure alone.
 fn queue_push_pop(c: &mut Criterion) {
     c.bench_function("event_queue_100k", |b| {
         b.iter(|| {
@@ -40,5 +54,5 @@ fn queue_push_pop(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, five_replicas, queue_push_pop);
+criterion_group!(benches, benchmark_model, five_replicas, queue_push_pop);
 criterion_main!(benches);

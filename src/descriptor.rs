@@ -7,6 +7,7 @@
 //! request's attributes; what a descriptor then costs is left to
 //! `local_rate_limit` and `global_rate_limit`.
 
+use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use crate::gateway::{HeaderMatcher, QueryParamMatcher, RateLimitAction, RateLimitActions};
@@ -81,69 +82,175 @@ pub fn query_params_match(matchers: &[QueryParamMatcher], request: &RequestAttrs
 /// One descriptor: its entries as `(key, value)` pairs in action order.
 pub type Descriptor = Vec<(String, String)>;
 
+/// Descriptors of one request, stored in one reusable text buffer so that
+/// building them allocates nothing once the buffer has grown.
+#[derive(Debug, Default)]
+pub struct DescriptorBuffer {
+    text: String,
+    /// Byte ranges of keys and values, alternating.
+    parts: Vec<(u32, u32)>,
+    /// Per descriptor: its first part and its number of entries.
+    descriptors: Vec<(u32, u32)>,
+}
+
+impl DescriptorBuffer {
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.parts.clear();
+        self.descriptors.clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.descriptors.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.descriptors.is_empty()
+    }
+
+    fn part(&self, index: usize) -> &str {
+        let (start, end) = self.parts[index];
+        &self.text[start as usize..end as usize]
+    }
+
+    /// The `(key, value)` entries of descriptor `index`.
+    pub fn entries(&self, index: usize) -> impl Iterator<Item = (&str, &str)> + '_ {
+        let (first, count) = self.descriptors[index];
+        (0..count as usize).map(move |entry| {
+            let at = first as usize + 2 * entry;
+            (self.part(at), self.part(at + 1))
+        })
+    }
+
+    pub fn entry_count(&self, index: usize) -> usize {
+        self.descriptors[index].1 as usize
+    }
+
+    fn push_part(&mut self, write: impl FnOnce(&mut String)) {
+        let start = self.text.len() as u32;
+        write(&mut self.text);
+        self.parts.push((start, self.text.len() as u32));
+    }
+
+    /// Appends a descriptor given as pairs.
+    pub fn push(&mut self, descriptor: &[(String, String)]) {
+        let first = self.parts.len() as u32;
+        for (key, value) in descriptor {
+            self.push_part(|text| text.push_str(key));
+            self.push_part(|text| text.push_str(value));
+        }
+        self.descriptors.push((first, descriptor.len() as u32));
+    }
+
+    /// Appends the descriptor of one `rate_limits` entry; returns false and
+    /// leaves the buffer as it was when one of its actions produces nothing.
+    pub fn push_entry(&mut self, entry: &RateLimitActions, request: &RequestAttrs<'_>) -> bool {
+        let (text_len, parts_len) = (self.text.len(), self.parts.len());
+        for action in &entry.actions {
+            if !self.push_action(action, request) {
+                self.text.truncate(text_len);
+                self.parts.truncate(parts_len);
+                return false;
+            }
+        }
+        self.descriptors
+            .push((parts_len as u32, entry.actions.len() as u32));
+        true
+    }
+
+    fn push_action(&mut self, action: &RateLimitAction, request: &RequestAttrs<'_>) -> bool {
+        let (key, value): (&str, Option<&str>) = match action {
+            RateLimitAction::RequestHeaders {
+                header_name,
+                descriptor_key,
+            } => match request.header(header_name) {
+                Some(value) => (descriptor_key, Some(value)),
+                None => return false,
+            },
+            RateLimitAction::HeaderValueMatch {
+                descriptor_key,
+                descriptor_value,
+                expect_match,
+                headers,
+            } => {
+                if headers_match(headers, request) != *expect_match {
+                    return false;
+                }
+                (descriptor_key, Some(descriptor_value))
+            }
+            RateLimitAction::RemoteAddressMatch {
+                descriptor_key,
+                descriptor_value,
+                ranges,
+                invert,
+            } => {
+                let inside = ranges.iter().any(|range| range.contains(request.source_ip));
+                if inside == *invert {
+                    return false;
+                }
+                (descriptor_key, Some(descriptor_value))
+            }
+            RateLimitAction::RemoteAddress { descriptor_key } => (descriptor_key, None),
+            RateLimitAction::QueryParameterValueMatch {
+                descriptor_key,
+                descriptor_value,
+                expect_match,
+                params,
+            } => {
+                if query_params_match(params, request) != *expect_match {
+                    return false;
+                }
+                (descriptor_key, Some(descriptor_value))
+            }
+            RateLimitAction::QueryParameters {
+                query_parameter_name,
+                descriptor_key,
+            } => match request.query_param(query_parameter_name) {
+                Some(value) => (descriptor_key, Some(value)),
+                None => return false,
+            },
+            RateLimitAction::GenericKey {
+                descriptor_key,
+                descriptor_value,
+            } => (descriptor_key, Some(descriptor_value)),
+        };
+        self.push_part(|text| text.push_str(key));
+        match value {
+            Some(value) => self.push_part(|text| text.push_str(value)),
+            None => {
+                let ip = request.source_ip;
+                self.push_part(|text| {
+                    let _ = write!(text, "{ip}");
+                });
+            }
+        }
+        true
+    }
+
+    /// Descriptor `index` as owned pairs.
+    pub fn to_descriptor(&self, index: usize) -> Descriptor {
+        self.entries(index)
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect()
+    }
+}
+
 /// Builds the descriptor of one `rate_limits` entry, or `None` when one of
 /// its actions produces nothing.
 pub fn build(entry: &RateLimitActions, request: &RequestAttrs<'_>) -> Option<Descriptor> {
-    let mut descriptor = Vec::with_capacity(entry.actions.len());
-    for action in &entry.actions {
-        descriptor.push(evaluate(action, request)?);
-    }
-    Some(descriptor)
+    let mut buffer = DescriptorBuffer::default();
+    buffer
+        .push_entry(entry, request)
+        .then(|| buffer.to_descriptor(0))
 }
 
 /// Builds every descriptor a request produces, in `rate_limits` order.
 pub fn build_all(entries: &[RateLimitActions], request: &RequestAttrs<'_>) -> Vec<Descriptor> {
-    entries
-        .iter()
-        .filter_map(|entry| build(entry, request))
-        .collect()
-}
-
-fn evaluate(action: &RateLimitAction, request: &RequestAttrs<'_>) -> Option<(String, String)> {
-    match action {
-        RateLimitAction::RequestHeaders {
-            header_name,
-            descriptor_key,
-        } => request
-            .header(header_name)
-            .map(|value| (descriptor_key.clone(), value.to_string())),
-        RateLimitAction::HeaderValueMatch {
-            descriptor_key,
-            descriptor_value,
-            expect_match,
-            headers,
-        } => (headers_match(headers, request) == *expect_match)
-            .then(|| (descriptor_key.clone(), descriptor_value.clone())),
-        RateLimitAction::RemoteAddressMatch {
-            descriptor_key,
-            descriptor_value,
-            ranges,
-            invert,
-        } => {
-            let inside = ranges.iter().any(|range| range.contains(request.source_ip));
-            (inside != *invert).then(|| (descriptor_key.clone(), descriptor_value.clone()))
-        }
-        RateLimitAction::RemoteAddress { descriptor_key } => {
-            Some((descriptor_key.clone(), request.source_ip.to_string()))
-        }
-        RateLimitAction::QueryParameterValueMatch {
-            descriptor_key,
-            descriptor_value,
-            expect_match,
-            params,
-        } => (query_params_match(params, request) == *expect_match)
-            .then(|| (descriptor_key.clone(), descriptor_value.clone())),
-        RateLimitAction::QueryParameters {
-            query_parameter_name,
-            descriptor_key,
-        } => request
-            .query_param(query_parameter_name)
-            .map(|value| (descriptor_key.clone(), value.to_string())),
-        RateLimitAction::GenericKey {
-            descriptor_key,
-            descriptor_value,
-        } => Some((descriptor_key.clone(), descriptor_value.clone())),
+    let mut buffer = DescriptorBuffer::default();
+    for entry in entries {
+        buffer.push_entry(entry, request);
     }
+    (0..buffer.len()).map(|i| buffer.to_descriptor(i)).collect()
 }
 
 #[cfg(test)]

@@ -11,27 +11,22 @@ use std::collections::BinaryHeap;
 
 use crate::time::{SimDuration, SimTime};
 
-struct Entry<E> {
+/// A heap entry: the ordering key and where the event is stored. Events
+/// themselves stay in a slab, so the heap moves only these 24 bytes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Entry {
     time: SimTime,
     seq: u64,
-    event: E,
+    slot: u32,
 }
 
-impl<E> PartialEq for Entry<E> {
-    fn eq(&self, other: &Self) -> bool {
-        self.time == other.time && self.seq == other.seq
-    }
-}
-
-impl<E> Eq for Entry<E> {}
-
-impl<E> PartialOrd for Entry<E> {
+impl PartialOrd for Entry {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
 
-impl<E> Ord for Entry<E> {
+impl Ord for Entry {
     /// Reversed, so the max-heap pops the earliest `(time, seq)` first.
     fn cmp(&self, other: &Self) -> Ordering {
         (other.time, other.seq).cmp(&(self.time, self.seq))
@@ -40,7 +35,9 @@ impl<E> Ord for Entry<E> {
 
 /// Pending events and the current simulated time.
 pub struct EventQueue<E> {
-    heap: BinaryHeap<Entry<E>>,
+    heap: BinaryHeap<Entry>,
+    events: Vec<Option<E>>,
+    free: Vec<u32>,
     now: SimTime,
     next_seq: u64,
     popped: u64,
@@ -56,6 +53,8 @@ impl<E> EventQueue<E> {
     pub fn new() -> Self {
         EventQueue {
             heap: BinaryHeap::new(),
+            events: Vec::new(),
+            free: Vec::new(),
             now: SimTime::ZERO,
             next_seq: 0,
             popped: 0,
@@ -73,7 +72,17 @@ impl<E> EventQueue<E> {
         let time = time.max(self.now);
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.heap.push(Entry { time, seq, event });
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.events[slot as usize] = Some(event);
+                slot
+            }
+            None => {
+                self.events.push(Some(event));
+                (self.events.len() - 1) as u32
+            }
+        };
+        self.heap.push(Entry { time, seq, slot });
     }
 
     pub fn schedule_in(&mut self, delay: SimDuration, event: E) {
@@ -86,7 +95,9 @@ impl<E> EventQueue<E> {
         debug_assert!(entry.time >= self.now, "simulated time went backwards");
         self.now = entry.time;
         self.popped += 1;
-        Some((entry.time, entry.event))
+        let event = self.events[entry.slot as usize].take()?;
+        self.free.push(entry.slot);
+        Some((entry.time, event))
     }
 
     /// The time of the earliest pending event.

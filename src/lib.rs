@@ -3,6 +3,7 @@
 
 pub mod chart;
 pub mod circuit_breaker;
+pub mod confidence;
 pub mod conn_pool;
 pub mod descriptor;
 pub mod dist;
@@ -13,11 +14,13 @@ pub mod load_balancer;
 pub mod local_rate_limit;
 pub mod manifest;
 pub mod metrics;
+pub mod overrides;
 pub mod report;
 pub mod retry;
 pub mod rng;
 pub mod scenario;
 pub mod sim;
+pub mod sweep;
 pub mod time;
 pub mod validate;
 pub mod yaml;

@@ -13,9 +13,10 @@
 //! Which requests reach the filter, and what a rejection looks like to the
 //! client, is decided by the proxy.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
-use crate::descriptor::{self, Descriptor, RequestAttrs};
+use crate::descriptor::{Descriptor, DescriptorBuffer, RequestAttrs};
 use crate::gateway::{LocalDescriptor, LocalRateLimit, TokenBucketSpec};
 use crate::time::SimTime;
 
@@ -157,47 +158,127 @@ pub enum Decision {
     ShadowLimited,
 }
 
+/// FNV-1a as a `Hasher`: lookups of per-value buckets hash short strings
+/// millions of times, and no iteration order depends on it.
+#[derive(Default)]
+struct FnvHasher(u64);
+
+impl Hasher for FnvHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut hash = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for byte in bytes {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = hash;
+    }
+}
+
+const NONE: u32 = u32::MAX;
+
+/// One per-value bucket, linked into the recency list.
+#[derive(Debug)]
+struct DynamicSlot {
+    key: String,
+    bucket: TokenBucket,
+    /// Neighbours in the recency list: `newer` towards the most recently
+    /// used end.
+    newer: u32,
+    older: u32,
+}
+
 /// Per-value buckets of one wildcard descriptor, least recently used
-/// evicted first.
+/// evicted first. Keys are the descriptor's values joined by U+001F.
 #[derive(Debug, Default)]
 struct DynamicBuckets {
-    buckets: HashMap<Vec<String>, (TokenBucket, u64)>,
-    /// Last-use stamp to key, so the least recently used is the first entry.
-    order: BTreeMap<u64, Vec<String>>,
-    next_stamp: u64,
+    index: HashMap<String, u32, BuildHasherDefault<FnvHasher>>,
+    slots: Vec<DynamicSlot>,
+    /// Most and least recently used slots.
+    newest: u32,
+    oldest: u32,
     evictions: u64,
 }
 
 impl DynamicBuckets {
+    fn unlink(&mut self, slot: u32) {
+        let (newer, older) = (
+            self.slots[slot as usize].newer,
+            self.slots[slot as usize].older,
+        );
+        match newer {
+            NONE => self.newest = older,
+            newer => self.slots[newer as usize].older = older,
+        }
+        match older {
+            NONE => self.oldest = newer,
+            older => self.slots[older as usize].newer = newer,
+        }
+    }
+
     fn get_or_insert(
         &mut self,
-        key: Vec<String>,
+        key: &str,
         spec: &TokenBucketSpec,
         capacity: usize,
         model: RefillModel,
         now: SimTime,
     ) -> &mut TokenBucket {
-        let stamp = self.next_stamp;
-        self.next_stamp += 1;
-        if let Some((_, old_stamp)) = self.buckets.get(&key) {
-            self.order.remove(old_stamp);
-        } else {
-            if self.buckets.len() >= capacity.max(1)
-                && let Some((_, evicted)) = self.order.pop_first()
-            {
-                self.buckets.remove(&evicted);
-                self.evictions += 1;
-            }
-            self.buckets
-                .insert(key.clone(), (TokenBucket::new(spec, model, now), stamp));
+        if self.slots.is_empty() {
+            self.newest = NONE;
+            self.oldest = NONE;
         }
-        self.order.insert(stamp, key.clone());
-        let entry = self
-            .buckets
-            .get_mut(&key)
-            .expect("the key was inserted or found above");
-        entry.1 = stamp;
-        &mut entry.0
+        if let Some(&slot) = self.index.get(key) {
+            if self.newest != slot {
+                self.unlink(slot);
+                self.push_front(slot);
+            }
+            return &mut self.slots[slot as usize].bucket;
+        }
+        let bucket = TokenBucket::new(spec, model, now);
+        let slot = if self.index.len() >= capacity.max(1) && self.oldest != NONE {
+            let evicted = self.oldest;
+            self.unlink(evicted);
+            let old_key = std::mem::take(&mut self.slots[evicted as usize].key);
+            self.index.remove(&old_key);
+            self.evictions += 1;
+            let entry = &mut self.slots[evicted as usize];
+            entry.key = key.to_string();
+            entry.bucket = bucket;
+            evicted
+        } else {
+            self.slots.push(DynamicSlot {
+                key: key.to_string(),
+                bucket,
+                newer: NONE,
+                older: NONE,
+            });
+            (self.slots.len() - 1) as u32
+        };
+        self.index.insert(key.to_string(), slot);
+        self.push_front(slot);
+        &mut self.slots[slot as usize].bucket
+    }
+
+    /// Makes `slot` the most recently used; it must not be linked.
+    fn push_front(&mut self, slot: u32) {
+        let previous = self.newest;
+        self.slots[slot as usize].newer = NONE;
+        self.slots[slot as usize].older = previous;
+        if previous != NONE {
+            self.slots[previous as usize].newer = slot;
+        }
+        self.newest = slot;
+        if self.oldest == NONE {
+            self.oldest = slot;
+        }
     }
 }
 
@@ -212,12 +293,20 @@ pub struct LocalLimiter {
     model: RefillModel,
     default_bucket: TokenBucket,
     buckets: Vec<DescriptorBuckets>,
+    /// Fill rate of each configured descriptor, tokens per second.
+    rates: Vec<f64>,
+    /// Reused per request, so deciding allocates nothing once warm.
+    descriptors: DescriptorBuffer,
+    matched: Vec<Matched>,
+    key: String,
 }
 
-/// Which bucket a request descriptor resolved to.
+/// Which configured descriptor a request descriptor resolved to.
 #[derive(Clone, Copy)]
 struct Matched {
     descriptor: usize,
+    /// Index of the request descriptor, whose values key a wildcard's bucket.
+    request: usize,
     fill_rate: f64,
 }
 
@@ -234,11 +323,20 @@ impl LocalLimiter {
                 }
             })
             .collect();
+        let rates = config
+            .descriptors
+            .iter()
+            .map(|descriptor| fill_rate(&descriptor.bucket))
+            .collect();
         LocalLimiter {
             default_bucket: TokenBucket::new(&config.default_bucket, model, now),
             config: config.clone(),
             model,
             buckets,
+            rates,
+            descriptors: DescriptorBuffer::default(),
+            matched: Vec::new(),
+            key: String::new(),
         }
     }
 
@@ -255,27 +353,43 @@ impl LocalLimiter {
 
     /// Decides one request, debiting the buckets it matches.
     pub fn check(&mut self, request: &RequestAttrs<'_>, now: SimTime) -> Decision {
-        let descriptors = descriptor::build_all(&self.config.rate_limits, request);
-        self.check_descriptors(&descriptors, now)
+        self.descriptors.clear();
+        for entry in &self.config.rate_limits {
+            self.descriptors.push_entry(entry, request);
+        }
+        self.decide(now)
     }
 
     /// Decides one request given its descriptors.
     pub fn check_descriptors(&mut self, descriptors: &[Descriptor], now: SimTime) -> Decision {
-        let mut matched: Vec<(Matched, Option<Vec<String>>)> = Vec::new();
-        for request_descriptor in descriptors {
-            if let Some(found) = self.find(request_descriptor) {
-                matched.push(found);
+        self.descriptors.clear();
+        for descriptor in descriptors {
+            self.descriptors.push(descriptor);
+        }
+        self.decide(now)
+    }
+
+    fn decide(&mut self, now: SimTime) -> Decision {
+        self.matched.clear();
+        for request in 0..self.descriptors.len() {
+            if let Some(descriptor) = self.find(request) {
+                self.matched.push(Matched {
+                    descriptor,
+                    request,
+                    fill_rate: self.rates[descriptor],
+                });
             }
         }
         // Strictest first; the sort is stable, so equal rates keep the
         // order of `rate_limits`.
-        matched.sort_by(|a, b| a.0.fill_rate.total_cmp(&b.0.fill_rate));
+        self.matched
+            .sort_by(|a, b| a.fill_rate.total_cmp(&b.fill_rate));
 
         let mut shadow_limited = false;
-        for (hit, dynamic_key) in &matched {
+        for index in 0..self.matched.len() {
+            let hit = self.matched[index];
             let shadow = self.config.descriptors[hit.descriptor].shadow_mode;
-            let allowed = self.consume_descriptor(hit.descriptor, dynamic_key.clone(), now);
-            if !allowed {
+            if !self.consume_descriptor(hit, now) {
                 if shadow {
                     shadow_limited = true;
                     continue;
@@ -283,7 +397,7 @@ impl LocalLimiter {
                 return Decision::Limited;
             }
         }
-        if (matched.is_empty() || self.config.always_consume_default_token_bucket)
+        if (self.matched.is_empty() || self.config.always_consume_default_token_bucket)
             && !self.default_bucket.consume(1.0, now)
         {
             return Decision::Limited;
@@ -295,64 +409,64 @@ impl LocalLimiter {
         }
     }
 
-    /// Finds the configured descriptor a request descriptor matches: an
-    /// exact match first, then a wildcard template.
-    fn find(&self, request_descriptor: &Descriptor) -> Option<(Matched, Option<Vec<String>>)> {
-        let exact = self.config.descriptors.iter().position(|configured| {
-            configured.entries.len() == request_descriptor.len()
+    /// Finds the configured descriptor request descriptor `request`
+    /// matches: an exact match first, then a wildcard template.
+    fn find(&self, request: usize) -> Option<usize> {
+        let entries = self.descriptors.entry_count(request);
+        let same_shape = |configured: &LocalDescriptor, wildcard_ok: bool| {
+            configured.entries.len() == entries
                 && configured
                     .entries
                     .iter()
-                    .zip(request_descriptor)
-                    .all(|(c, (key, value))| c.key == *key && c.value.as_deref() == Some(value))
-        });
-        if let Some(index) = exact {
-            let matched = Matched {
-                descriptor: index,
-                fill_rate: self.rate_of(index),
-            };
-            return Some((matched, None));
-        }
-        let wildcard = self.config.descriptors.iter().position(|configured| {
-            is_wildcard(configured)
-                && configured.entries.len() == request_descriptor.len()
-                && configured
-                    .entries
-                    .iter()
-                    .zip(request_descriptor)
+                    .zip(self.descriptors.entries(request))
                     .all(|(c, (key, value))| {
-                        c.key == *key && c.value.as_ref().is_none_or(|v| v == value)
+                        c.key == key
+                            && match &c.value {
+                                Some(expected) => expected == value,
+                                None => wildcard_ok,
+                            }
                     })
-        })?;
-        let values = request_descriptor.iter().map(|(_, v)| v.clone()).collect();
-        let matched = Matched {
-            descriptor: wildcard,
-            fill_rate: self.rate_of(wildcard),
         };
-        Some((matched, Some(values)))
+        self.config
+            .descriptors
+            .iter()
+            .position(|configured| same_shape(configured, false))
+            .or_else(|| {
+                self.config
+                    .descriptors
+                    .iter()
+                    .position(|configured| is_wildcard(configured) && same_shape(configured, true))
+            })
     }
 
-    fn rate_of(&self, index: usize) -> f64 {
-        let spec = &self.config.descriptors[index].bucket;
-        let interval = spec.fill_interval.as_secs_f64();
-        if interval > 0.0 {
-            (f64::from(spec.tokens_per_fill) / interval).max(MIN_FILL_RATE_PER_S)
-        } else {
-            f64::INFINITY
-        }
-    }
-
-    fn consume_descriptor(&mut self, index: usize, key: Option<Vec<String>>, now: SimTime) -> bool {
-        let spec = self.config.descriptors[index].bucket;
+    fn consume_descriptor(&mut self, hit: Matched, now: SimTime) -> bool {
+        let spec = self.config.descriptors[hit.descriptor].bucket;
         let capacity = self.config.max_dynamic_descriptors;
         let model = self.model;
-        match (&mut self.buckets[index], key) {
-            (DescriptorBuckets::Fixed(bucket), _) => bucket.consume(1.0, now),
-            (DescriptorBuckets::Dynamic(dynamic), Some(key)) => dynamic
-                .get_or_insert(key, &spec, capacity, model, now)
-                .consume(1.0, now),
-            (DescriptorBuckets::Dynamic(_), None) => true,
+        match &mut self.buckets[hit.descriptor] {
+            DescriptorBuckets::Fixed(bucket) => bucket.consume(1.0, now),
+            DescriptorBuckets::Dynamic(dynamic) => {
+                self.key.clear();
+                for (position, (_, value)) in self.descriptors.entries(hit.request).enumerate() {
+                    if position > 0 {
+                        self.key.push('\u{1f}');
+                    }
+                    self.key.push_str(value);
+                }
+                dynamic
+                    .get_or_insert(&self.key, &spec, capacity, model, now)
+                    .consume(1.0, now)
+            }
         }
+    }
+}
+
+fn fill_rate(spec: &TokenBucketSpec) -> f64 {
+    let interval = spec.fill_interval.as_secs_f64();
+    if interval > 0.0 {
+        (f64::from(spec.tokens_per_fill) / interval).max(MIN_FILL_RATE_PER_S)
+    } else {
+        f64::INFINITY
     }
 }
 
@@ -520,6 +634,39 @@ mod tests {
                 limiter.check_descriptors(&user_descriptor("u0"), now),
                 expected_second
             );
+        }
+    }
+
+    #[test]
+    fn lru_matches_a_simple_model() {
+        // Random accesses over 8 keys with room for 3: after every access the
+        // cached keys are exactly the 3 most recently used.
+        let spec = spec(1, 1, 60_000);
+        let mut state: u64 = 7;
+        for capacity in [1usize, 2, 3, 5] {
+            let mut lru = DynamicBuckets::default();
+            let mut model: Vec<String> = Vec::new();
+            for _ in 0..2_000 {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1);
+                let key = format!("k{}", (state >> 33) % 8);
+                lru.get_or_insert(
+                    &key,
+                    &spec,
+                    capacity,
+                    RefillModel::Continuous,
+                    SimTime::ZERO,
+                );
+                model.retain(|k| *k != key);
+                model.insert(0, key);
+                model.truncate(capacity);
+                let mut cached: Vec<&String> = lru.index.keys().collect();
+                cached.sort();
+                let mut expected: Vec<&String> = model.iter().collect();
+                expected.sort();
+                assert_eq!(cached, expected);
+            }
         }
     }
 

@@ -60,6 +60,47 @@ enum Command {
         /// Scenario file (YAML) with exactly one route and one backend.
         scenario: PathBuf,
     },
+    /// Run a scenario over a grid of parameter values and seeds, in
+    /// parallel, and write sweep.csv and capacity-planning charts.
+    Sweep {
+        /// Scenario file (YAML); its `sweep:` section, if any, is the default plan.
+        scenario: PathBuf,
+        /// A parameter and its values: PATH=V1,V2,... or PATH=FROM..TO[:STEP]
+        /// (repeatable; replaces the scenario's parameters).
+        #[arg(long = "param")]
+        params: Vec<String>,
+        /// Runs per point, with seeds seed, seed+1, ... (a count).
+        #[arg(long)]
+        seeds: Option<u32>,
+        /// Metrics to report (repeatable), such as fraction_503 or latency_ms_p99.
+        #[arg(long = "metric")]
+        metrics: Vec<String>,
+        /// Worker threads (a count); 0 uses every core.
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        /// Run only part I of N of the points (I/N) and write a shard file for `merge`.
+        #[arg(long)]
+        shard: Option<String>,
+        /// Output folder; defaults to outputs/<scenario name>-sweep.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Print nothing on success.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Combine the shard files of a sharded sweep into the output one run
+    /// would have written.
+    Merge {
+        /// Shard files (sweep-shard-I-of-N.json).
+        #[arg(required = true)]
+        shards: Vec<PathBuf>,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Print nothing on success.
+        #[arg(short, long)]
+        quiet: bool,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -83,7 +124,150 @@ fn main() -> ExitCode {
             replicas,
             format,
         } => validate(&paths, replicas, format),
+        Command::Sweep {
+            scenario,
+            params,
+            seeds,
+            metrics,
+            threads,
+            shard,
+            out,
+            quiet,
+        } => sweep(
+            &scenario,
+            &params,
+            seeds,
+            &metrics,
+            threads,
+            shard.as_deref(),
+            out,
+            quiet,
+        ),
+        Command::Merge { shards, out, quiet } => merge(&shards, &out, quiet),
         Command::EnvoyConfig { scenario } => envoy_config(&scenario),
+    }
+}
+
+fn input_error(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("trafficsim: error: {message}");
+    ExitCode::from(2)
+}
+
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one argument per command-line option"
+)]
+fn sweep(
+    path: &std::path::Path,
+    params: &[String],
+    seeds: Option<u32>,
+    metrics: &[String],
+    threads: usize,
+    shard: Option<&str>,
+    out: Option<PathBuf>,
+    quiet: bool,
+) -> ExitCode {
+    use trafficsim::sweep::{self, Shard, SweepPlan};
+    let scenario = match scenario::load(path) {
+        Ok(scenario) => scenario,
+        Err(diagnostics) => {
+            return input_error(format!("{} has problems:\n{diagnostics}", path.display()));
+        }
+    };
+    let mut parameters = Vec::new();
+    for param in params {
+        let parsed = param
+            .split_once('=')
+            .ok_or_else(|| format!("--param `{param}` must be written PATH=VALUES"))
+            .and_then(|(path, values)| {
+                let path = trafficsim::overrides::parse_path(path.trim())?;
+                let values = if values.contains("..") {
+                    scenario::expand_range(values.trim())?
+                } else {
+                    values.split(',').map(|v| v.trim().to_string()).collect()
+                };
+                Ok(scenario::Parameter { path, values })
+            });
+        match parsed {
+            Ok(parameter) => parameters.push(parameter),
+            Err(message) => return input_error(message),
+        }
+    }
+    let mut chosen = Vec::new();
+    for name in metrics {
+        match scenario::SweepMetric::from_name(name) {
+            Some(metric) => chosen.push(metric),
+            None => {
+                let known: Vec<&str> = scenario::SweepMetric::ALL
+                    .iter()
+                    .map(|m| m.name())
+                    .collect();
+                return input_error(format!(
+                    "unknown metric `{name}`; expected one of: {}",
+                    known.join(", ")
+                ));
+            }
+        }
+    }
+    let plan = match SweepPlan::new(&scenario, parameters, seeds, chosen) {
+        Ok(plan) => plan,
+        Err(message) => return input_error(message),
+    };
+    let shard = match shard.map(Shard::parse).transpose() {
+        Ok(shard) => shard,
+        Err(message) => return input_error(message),
+    };
+    let results = match sweep::run(&plan, shard, threads) {
+        Ok(results) => results,
+        Err(error) => return input_error(error),
+    };
+    let dir =
+        out.unwrap_or_else(|| PathBuf::from("outputs").join(format!("{}-sweep", scenario.name)));
+    if let Some(shard) = shard {
+        return match sweep::write_shard(&dir, &plan, shard, &results) {
+            Ok(file) => {
+                if !quiet {
+                    println!(
+                        "shard {}/{}: {} runs written to {}",
+                        shard.index,
+                        shard.count,
+                        results.len(),
+                        file.display()
+                    );
+                }
+                ExitCode::SUCCESS
+            }
+            Err(error) => input_error(error),
+        };
+    }
+    finish_sweep(&dir, &plan, &results, quiet)
+}
+
+fn finish_sweep(
+    dir: &std::path::Path,
+    plan: &trafficsim::sweep::SweepPlan,
+    results: &[trafficsim::sweep::JobResult],
+    quiet: bool,
+) -> ExitCode {
+    if let Err(error) = trafficsim::sweep::write_outputs(dir, plan, results) {
+        return input_error(error);
+    }
+    if results.iter().any(|r| r.truncated) {
+        eprintln!(
+            "trafficsim: warning: some runs hit a limit and stopped early; see the `truncated` column of sweep.csv"
+        );
+    }
+    if !quiet {
+        print!("{}", trafficsim::sweep::human_table(plan, results));
+        println!("outputs in {}", dir.display());
+    }
+    ExitCode::SUCCESS
+}
+
+fn merge(shards: &[PathBuf], out: &std::path::Path, quiet: bool) -> ExitCode {
+    match trafficsim::sweep::merge(shards) {
+        Ok((plan, results)) => finish_sweep(out, &plan, &results, quiet),
+        Err(error) => input_error(error),
     }
 }
 

@@ -110,6 +110,16 @@ impl Default for TranslateOptions {
 /// Reads files and folders (recursively, `*.yaml` and `*.yml` in sorted
 /// order) of manifests. Returns every problem of every file.
 pub fn load_paths(paths: &[PathBuf]) -> Result<ManifestSet, Diagnostics> {
+    load_paths_edited(paths, &mut |_| Ok(()))
+}
+
+/// Like [`load_paths`], but lets `edit` change each document's tree
+/// before it is read (parameter overrides); an error it returns is
+/// reported at the document's first line.
+pub fn load_paths_edited(
+    paths: &[PathBuf],
+    edit: &mut dyn FnMut(&mut Node) -> Result<(), String>,
+) -> Result<ManifestSet, Diagnostics> {
     let mut set = ManifestSet::default();
     let mut all = Diagnostics::default();
     for path in paths {
@@ -123,7 +133,7 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<ManifestSet, Diagnostics> {
             }
         };
         for file in files {
-            match load_file(&file) {
+            match load_file(&file, edit) {
                 Ok(read) => set.merge(read),
                 Err(diagnostics) => all.extend(diagnostics),
             }
@@ -132,9 +142,21 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<ManifestSet, Diagnostics> {
     if all.is_empty() { Ok(set) } else { Err(all) }
 }
 
-fn load_file(file: &Path) -> Result<ManifestSet, Diagnostics> {
+fn load_file(
+    file: &Path,
+    edit: &mut dyn FnMut(&mut Node) -> Result<(), String>,
+) -> Result<ManifestSet, Diagnostics> {
     let documents = yaml::load_file(file)?;
-    let roots: Vec<Node> = documents.into_iter().map(|d| d.root).collect();
+    let mut roots: Vec<Node> = documents.into_iter().map(|d| d.root).collect();
+    let mut diagnostics = Diagnostics::for_file(file);
+    for root in &mut roots {
+        if let Err(message) = edit(root) {
+            diagnostics.error(root, message);
+        }
+    }
+    if !diagnostics.is_empty() {
+        return Err(diagnostics);
+    }
     load_nodes(&roots, file)
 }
 

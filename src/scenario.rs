@@ -8,9 +8,11 @@
 //! page change together.
 
 mod client;
+mod sweep;
 mod trace;
 
 pub use client::{ClientKind, ClientSpec, Connection, OpenArrival, RequestTemplate};
+pub use sweep::{DEFAULT_METRICS, Goal, Parameter, SweepMetric, SweepSpec, expand_range};
 pub use trace::{TraceRow, read_trace};
 
 use std::path::{Path, PathBuf};
@@ -19,6 +21,7 @@ use crate::dist::{self, Dist, Quantity};
 use crate::gateway::GatewayModel;
 use crate::local_rate_limit::RefillModel;
 use crate::manifest;
+use crate::overrides::{self, Override, Target};
 use crate::time::SimDuration;
 use crate::yaml::{self, Diagnostics, Node, Value};
 
@@ -43,6 +46,8 @@ pub struct Scenario {
     pub manifest_sources: Vec<String>,
     pub output: OutputSpec,
     pub limits: Limits,
+    /// Parameters `trafficsim sweep` varies, when the file defines them.
+    pub sweep: Option<SweepSpec>,
 }
 
 /// The Envoy fleet: replicas, workers and how clients reach them.
@@ -60,6 +65,10 @@ pub struct EnvoySpec {
     pub upstream_latency: SimDuration,
     /// Time to open an upstream TCP connection.
     pub connect_time: SimDuration,
+    /// Replaces every local rate limit's LRU capacity for per-value
+    /// buckets (Envoy's route-level `max_dynamic_descriptors`, which Envoy
+    /// Gateway leaves at Envoy's default of 20).
+    pub max_dynamic_descriptors: Option<usize>,
 }
 
 /// How requests are spread over Envoy replicas.
@@ -171,13 +180,20 @@ const TOP_FIELDS: &[&str] = &[
     "clients",
     "output",
     "limits",
+    "sweep",
 ];
 
 /// Reads and validates a scenario file and everything it references.
 pub fn load(path: &Path) -> Result<Scenario, Diagnostics> {
-    let documents = yaml::load_file(path)?;
+    load_with(path, &[])
+}
+
+/// Like [`load`], with fields of the scenario or of its manifest objects
+/// set to other values first.
+pub fn load_with(path: &Path, overrides: &[Override]) -> Result<Scenario, Diagnostics> {
+    let mut documents = yaml::load_file(path)?;
     let mut diagnostics = Diagnostics::for_file(path);
-    let Some(document) = documents.first() else {
+    let Some(document) = documents.first().cloned() else {
         diagnostics.error_at(Default::default(), "", "scenario file is empty");
         return Err(diagnostics);
     };
@@ -187,7 +203,23 @@ pub fn load(path: &Path) -> Result<Scenario, Diagnostics> {
             "a scenario file holds one document; put manifests in their own files",
         );
     }
-    let scenario = read_scenario(&document.root, path, &mut diagnostics);
+    let mut root = document.root.clone();
+    for over in overrides
+        .iter()
+        .filter(|o| o.path.target == Target::Scenario)
+    {
+        if let Err(message) =
+            overrides::set(&mut root, &over.path.segments, &over.value, &over.path.text)
+        {
+            diagnostics.error(&root, message);
+        }
+    }
+    documents.clear();
+    let object_overrides: Vec<&Override> = overrides
+        .iter()
+        .filter(|o| o.path.target != Target::Scenario)
+        .collect();
+    let scenario = read_scenario(&root, path, &object_overrides, &mut diagnostics);
     match scenario {
         Some(scenario) if diagnostics.is_empty() => Ok(scenario),
         _ => {
@@ -197,7 +229,12 @@ pub fn load(path: &Path) -> Result<Scenario, Diagnostics> {
     }
 }
 
-fn read_scenario(root: &Node, path: &Path, diagnostics: &mut Diagnostics) -> Option<Scenario> {
+fn read_scenario(
+    root: &Node,
+    path: &Path,
+    object_overrides: &[&Override],
+    diagnostics: &mut Diagnostics,
+) -> Option<Scenario> {
     let fields = root.fields(diagnostics, TOP_FIELDS)?;
     let default_name = path
         .file_stem()
@@ -244,6 +281,10 @@ fn read_scenario(root: &Node, path: &Path, diagnostics: &mut Diagnostics) -> Opt
         Some(node) => read_limits(node, diagnostics),
         None => Some(Limits::default()),
     };
+    let sweep = match fields.get("sweep") {
+        Some(node) => sweep::read_sweep(node, diagnostics).map(Some),
+        None => Some(None),
+    };
 
     let backends = fields
         .require("backends", diagnostics)
@@ -254,11 +295,17 @@ fn read_scenario(root: &Node, path: &Path, diagnostics: &mut Diagnostics) -> Opt
 
     let mut manifest_sources = Vec::new();
     let gateway = match fields.require("manifests", diagnostics) {
-        Some(node) => read_manifests(node, path, &mut manifest_sources, diagnostics),
+        Some(node) => read_manifests(
+            node,
+            path,
+            object_overrides,
+            &mut manifest_sources,
+            diagnostics,
+        ),
         None => None,
     };
 
-    let (envoy, output, limits) = (envoy?, output?, limits?);
+    let (envoy, output, limits, sweep) = (envoy?, output?, limits?, sweep?);
     let (backends, clients, gateway) = (backends?, clients?, gateway?);
     check_backend_references(&gateway, &backends, root, diagnostics);
     check_endless_clients(&clients, duration, root, diagnostics);
@@ -276,6 +323,7 @@ fn read_scenario(root: &Node, path: &Path, diagnostics: &mut Diagnostics) -> Opt
         manifest_sources,
         output,
         limits,
+        sweep,
     })
 }
 
@@ -310,6 +358,7 @@ fn default_envoy() -> EnvoySpec {
         client_latency: SimDuration::from_micros(200),
         upstream_latency: SimDuration::from_micros(100),
         connect_time: SimDuration::ZERO,
+        max_dynamic_descriptors: None,
     }
 }
 
@@ -324,6 +373,7 @@ fn read_envoy(node: &Node, diagnostics: &mut Diagnostics) -> Option<EnvoySpec> {
             "client_latency",
             "upstream_latency",
             "connect_time",
+            "max_dynamic_descriptors",
         ],
     )?;
     let mut envoy = default_envoy();
@@ -354,6 +404,10 @@ fn read_envoy(node: &Node, diagnostics: &mut Diagnostics) -> Option<EnvoySpec> {
     }
     if let Some(n) = fields.get("connect_time") {
         envoy.connect_time = n.duration(diagnostics)?;
+    }
+    if let Some(n) = fields.get("max_dynamic_descriptors") {
+        envoy.max_dynamic_descriptors =
+            Some(positive_count(n, "max_dynamic_descriptors", 10_000_000, diagnostics)? as usize);
     }
     Some(envoy)
 }
@@ -613,6 +667,7 @@ fn read_cost(node: &Node, diagnostics: &mut Diagnostics) -> Option<CostModel> {
 fn read_manifests(
     node: &Node,
     scenario_path: &Path,
+    object_overrides: &[&Override],
     sources: &mut Vec<String>,
     diagnostics: &mut Diagnostics,
 ) -> Option<GatewayModel> {
@@ -643,7 +698,19 @@ fn read_manifests(
     // Paths that exist and inline objects are still read when another
     // item is missing, so their problems are reported in the same pass.
     let complete = paths.len() + inline.len() == items.len();
-    let mut set = match manifest::load_paths(&paths) {
+    let mut matched = vec![0usize; object_overrides.len()];
+    let mut edit = |root: &mut Node| -> Result<(), String> {
+        for (index, over) in object_overrides.iter().enumerate() {
+            matched[index] += overrides::apply_to_objects(root, over)?;
+        }
+        Ok(())
+    };
+    for item in &mut inline {
+        if let Err(message) = edit(item) {
+            diagnostics.error(item, message);
+        }
+    }
+    let mut set = match manifest::load_paths_edited(&paths, &mut edit) {
         Ok(set) => Some(set),
         Err(errors) => {
             diagnostics.extend(errors);
@@ -662,6 +729,15 @@ fn read_manifests(
                 diagnostics.extend(errors);
                 set = None;
             }
+        }
+    }
+    for (over, count) in object_overrides.iter().zip(&matched) {
+        if *count == 0 {
+            diagnostics.error(
+                node,
+                format!("override `{over}` matches no object in the manifests"),
+            );
+            return None;
         }
     }
     let set = set.filter(|_| complete)?;

@@ -39,6 +39,7 @@ pub fn run_manifest(scenario: &Scenario, seed: u64, tool_version: &str) -> Value
             "client_latency_s": seconds(envoy.client_latency),
             "upstream_latency_s": seconds(envoy.upstream_latency),
             "connect_time_s": seconds(envoy.connect_time),
+            "max_dynamic_descriptors": envoy.max_dynamic_descriptors,
         },
         "manifests": scenario.manifest_sources,
         "backends": scenario.backends.iter().map(|backend| json!({

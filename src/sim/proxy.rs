@@ -162,7 +162,11 @@ impl Proxies {
                     .iter()
                     .map(|route| {
                         route.local_rate_limit.as_ref().map(|config| {
-                            LocalLimiter::new(config, scenario.envoy.token_bucket, SimTime::ZERO)
+                            let mut config = config.clone();
+                            if let Some(capacity) = scenario.envoy.max_dynamic_descriptors {
+                                config.max_dynamic_descriptors = capacity;
+                            }
+                            LocalLimiter::new(&config, scenario.envoy.token_bucket, SimTime::ZERO)
                         })
                     })
                     .collect();
