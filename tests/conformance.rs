@@ -87,3 +87,93 @@ fn fidelity_report_is_current() {
         "docs/fidelity.md is out of date; run `TRAFFICSIM_BLESS=1 cargo test --test conformance`"
     );
 }
+
+/// Loads a case's scenario and returns the policy fragments generated for it.
+fn generated_policy(case: &str) -> serde_json::Value {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let path = root
+        .join("tests/conformance/cases")
+        .join(case)
+        .join("scenario.yaml");
+    let scenario = match trafficsim::scenario::load(&path) {
+        Ok(scenario) => scenario,
+        Err(diagnostics) => panic!("{case}: {diagnostics}"),
+    };
+    match trafficsim::envoy_config::recording_case(&scenario) {
+        Ok(generated) => generated["policy"].clone(),
+        Err(error) => panic!("{case}: {error}"),
+    }
+}
+
+#[test]
+fn envoy_config_distinct_source_cidr() {
+    let policy = generated_policy("lrl-source-cidr-distinct");
+    let local = &policy["route_local_ratelimit"];
+    let actions = &local["rate_limits"][0]["actions"];
+    assert_eq!(
+        actions[0],
+        serde_json::json!({"masked_remote_address": {"v4_prefix_mask_len": 8}})
+    );
+    assert_eq!(actions[1], serde_json::json!({"remote_address": {}}));
+    let entries = &local["descriptors"][0]["entries"];
+    assert_eq!(
+        entries[0],
+        serde_json::json!({"key": "masked_remote_address", "value": "127.0.0.0/8"})
+    );
+    // No value: one bucket per client address.
+    assert_eq!(entries[1], serde_json::json!({"key": "remote_address"}));
+    assert_eq!(local["always_consume_default_token_bucket"], false);
+}
+
+#[test]
+fn envoy_config_distinct_header() {
+    let policy = generated_policy("lrl-distinct-header");
+    let local = &policy["route_local_ratelimit"];
+    assert_eq!(
+        local["rate_limits"][0]["actions"][0],
+        serde_json::json!({"request_headers": {
+            "header_name": "x-user-id", "descriptor_key": "rule-0-match-0"}})
+    );
+    assert_eq!(
+        local["descriptors"][0]["entries"],
+        serde_json::json!([{"key": "rule-0-match-0"}])
+    );
+    // Without a catch-all rule the route bucket never runs out.
+    assert_eq!(local["token_bucket"]["max_tokens"], 4_294_967_295u64);
+}
+
+#[test]
+fn envoy_config_retry_and_timeouts() {
+    let policy = generated_policy("retry-per-try-timeout");
+    let retry = &policy["retry_policy"];
+    assert_eq!(retry["retry_on"], "5xx");
+    assert_eq!(retry["num_retries"], 2);
+    assert_eq!(retry["per_try_timeout"], "0.05s");
+    assert_eq!(retry["retry_back_off"]["base_interval"], "0.025s");
+    assert_eq!(retry["retry_back_off"]["max_interval"], "0.25s");
+    assert_eq!(policy["route_timeout"], "15s");
+    let thresholds = &policy["circuit_breakers"]["thresholds"][0];
+    assert_eq!(thresholds["max_retries"], 1024);
+    assert_eq!(policy["lb_policy"], "LEAST_REQUEST");
+}
+
+#[test]
+fn envoy_config_rejects_global_limits() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = std::env::temp_dir().join(format!("trafficsim-envoy-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create a temporary folder");
+    let manifests = root.join("tests/conformance/manifests/gateway.yaml");
+    let scenario_text = format!(
+        "manifests:\n  - {}\n  - apiVersion: gateway.envoyproxy.io/v1alpha1\n    kind: BackendTrafficPolicy\n    metadata: {{name: global, namespace: default}}\n    spec:\n      targetRefs: [{{group: gateway.networking.k8s.io, kind: HTTPRoute, name: backend}}]\n      rateLimit:\n        global:\n          rules:\n            - limit: {{requests: 5, unit: Minute}}\nbackends:\n  - name: backend\nclients:\n  - name: curl\n    requests: 1\n",
+        manifests.display()
+    );
+    let path = dir.join("scenario.yaml");
+    std::fs::write(&path, scenario_text).expect("write the scenario");
+    let scenario = match trafficsim::scenario::load(&path) {
+        Ok(scenario) => scenario,
+        Err(diagnostics) => panic!("{diagnostics}"),
+    };
+    let error = trafficsim::envoy_config::recording_case(&scenario).unwrap_err();
+    assert!(error.0.contains("global rate limits"), "{error}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
