@@ -857,8 +857,6 @@ impl World<'_> {
         cluster.resources.start_retry();
         router.retry_held = true;
         router.retried = true;
-        cluster.stats.upstream_rq_retry += 1;
-        cluster.stats.upstream_rq_retry_backoff_exponential += 1;
         let wait_ms = router
             .backoff
             .as_mut()
@@ -879,9 +877,25 @@ impl World<'_> {
             .get(handle)
             .and_then(|r| r.router.as_ref())
             .is_some_and(|router| !router.done && router.current.is_none());
-        if live {
-            self.start_attempt(handle, true);
+        if !live {
+            return;
         }
+        // Envoy 1.40 counts a retry when its back-off ends, so a retry cut
+        // short by the route timeout is not counted. Measured: with retries
+        // cut off that way, upstream_rq_retry was one per attempt after the
+        // first, not one per retry scheduled.
+        if let Some((replica, cluster)) = self
+            .proxies
+            .requests
+            .get(handle)
+            .and_then(|r| Some((r.replica, r.router.as_ref()?.cluster)))
+        {
+            let stats =
+                &mut self.proxies.replicas[replica as usize].clusters[cluster as usize].stats;
+            stats.upstream_rq_retry += 1;
+            stats.upstream_rq_retry_backoff_exponential += 1;
+        }
+        self.start_attempt(handle, true);
     }
 
     pub(super) fn route_timeout(&mut self, handle: Handle) {
@@ -901,9 +915,14 @@ impl World<'_> {
             self.proxies.requests.get(handle).map_or(0, |r| r.replica),
             router.cluster,
         );
-        let cluster = &mut self.proxies.replicas[replica as usize].clusters[cluster_index as usize];
-        cluster.stats.upstream_rq_timeout += 1;
-        cluster.stats.count_code(504);
+        // Envoy 1.40 counts the timeout once per upstream request in
+        // flight; one that fires during a retry back-off counts nothing.
+        if current.is_some() {
+            let cluster =
+                &mut self.proxies.replicas[replica as usize].clusters[cluster_index as usize];
+            cluster.stats.upstream_rq_timeout += 1;
+            cluster.stats.count_code(504);
+        }
         if let Some(attempt) = current
             && let Some(ended) = self.end_active_attempt(attempt, true)
         {
