@@ -14,9 +14,8 @@
 //! `[min - a, max + a]` of the real runs, where
 //! `a = spread_factor * (max - min) + sampling_sigmas * sd`, where `sd` is
 //! the standard deviation of the difference of two independent samples of
-//! the count (binomial over the step's `n` requests with the share `p`
-//! pooled from the real runs and the simulation, or Poisson for counts
-//! that can exceed `n`, such as attempts).
+//! the count, a binomial over the step's `n` requests estimated from the
+//! real runs (see `sampling_deviation`).
 //!
 //! `docs/fidelity.md` is generated here: set `TRAFFICSIM_BLESS=1` to
 //! rewrite it; otherwise the test fails when it is out of date.

@@ -326,20 +326,24 @@ impl Case {
 }
 
 /// Estimates the standard deviation of the difference between two
-/// independent samples of a count, pooling the real runs and the
-/// simulation. The count is taken as binomial over the step's requests
-/// when it cannot exceed them, and as Poisson otherwise (attempts and
-/// retries can exceed them).
+/// independent samples of a count, from the real runs alone.
+///
+/// Each of the step's `n` requests is taken to add `k` or `k + 1` to the
+/// count, where `k` is the whole part of the mean per request, so the
+/// count varies as a binomial over `n` with the fractional part as its
+/// share. For most counts `k` is 0 and this is the plain binomial; for
+/// attempts and retries it can be 1 or more. The share is smoothed by one
+/// pseudo-count each way so that a count never seen in the real runs
+/// still has some variance.
 fn sampling_deviation(q: &Quantity) -> f64 {
-    let samples = q.real.len() as f64 + 1.0;
-    let mean = (q.real.iter().sum::<f64>() + q.simulated) / samples;
-    let variance = if q.trials > 0.0 && mean <= q.trials {
-        let p = mean / q.trials;
-        q.trials * p * (1.0 - p)
-    } else {
-        mean
-    };
-    (2.0 * variance).sqrt()
+    if q.trials <= 0.0 || q.real.is_empty() {
+        return 0.0;
+    }
+    let observations = q.real.len() as f64 * q.trials;
+    let per_request = q.real.iter().sum::<f64>() / observations;
+    let fraction = per_request - per_request.floor();
+    let share = (fraction * observations + 1.0) / (observations + 2.0);
+    (2.0 * q.trials * share * (1.0 - share)).sqrt()
 }
 
 /// Report rows of one step: statuses, attempts and, when recorded,
