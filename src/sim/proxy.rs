@@ -916,7 +916,7 @@ impl World<'_> {
             router.cluster,
         );
         // Envoy 1.40 counts the timeout once per upstream request in
-        // flight; one that fires during a retry back-off counts nothing.
+        // flight, so one that fires during a retry back-off counts nothing.
         if current.is_some() {
             let cluster =
                 &mut self.proxies.replicas[replica as usize].clusters[cluster_index as usize];

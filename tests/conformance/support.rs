@@ -118,8 +118,9 @@ impl Case {
         self.meta.get("suspected_bug").and_then(Value::as_str)
     }
 
-    /// Why real Envoy's behaviour in this case cannot be modelled, with the
-    /// measured spread; such a case may be out without failing the test.
+    /// Returns why real Envoy's behaviour in this case cannot be modelled,
+    /// with the measured spread. Such a case may be out without failing the
+    /// test.
     pub fn unmodelled(&self) -> Option<&str> {
         self.meta.get("unmodelled").and_then(Value::as_str)
     }
@@ -329,8 +330,8 @@ impl Case {
 /// independent samples of a count, from the real runs alone.
 ///
 /// Each of the step's `n` requests is taken to add `k` or `k + 1` to the
-/// count, where `k` is the whole part of the mean per request, so the
-/// count varies as a binomial over `n` with the fractional part as its
+/// count, where `k` is the whole part of the mean per request. The count
+/// then varies as a binomial over `n`, with the fractional part as its
 /// share. For most counts `k` is 0 and this is the plain binomial; for
 /// attempts and retries it can be 1 or more. The share is smoothed by one
 /// pseudo-count each way so that a count never seen in the real runs
