@@ -9,6 +9,7 @@ pub mod descriptor;
 pub mod dist;
 pub mod engine;
 pub mod envoy_config;
+pub mod fuzz_entry;
 pub mod gateway;
 pub mod load_balancer;
 pub mod local_rate_limit;

@@ -13,7 +13,7 @@ mod trace;
 
 pub use client::{ClientKind, ClientSpec, Connection, OpenArrival, RequestTemplate};
 pub use sweep::{DEFAULT_METRICS, Goal, Parameter, SweepMetric, SweepSpec, expand_range};
-pub use trace::{TraceRow, read_trace};
+pub use trace::{TraceColumns, TraceRow, parse_trace, read_trace};
 
 use std::path::{Path, PathBuf};
 
@@ -191,7 +191,22 @@ pub fn load(path: &Path) -> Result<Scenario, Diagnostics> {
 /// Like [`load`], with fields of the scenario or of its manifest objects
 /// set to other values first.
 pub fn load_with(path: &Path, overrides: &[Override]) -> Result<Scenario, Diagnostics> {
-    let mut documents = yaml::load_file(path)?;
+    let documents = yaml::load_file(path)?;
+    read_documents(documents, path, overrides)
+}
+
+/// Reads a scenario from text; `path` names it in diagnostics and anchors
+/// the relative paths it contains.
+pub fn parse_str(text: &str, path: &Path) -> Result<Scenario, Diagnostics> {
+    let documents = yaml::parse_str(text, path)?;
+    read_documents(documents, path, &[])
+}
+
+fn read_documents(
+    mut documents: Vec<yaml::Document>,
+    path: &Path,
+    overrides: &[Override],
+) -> Result<Scenario, Diagnostics> {
     let mut diagnostics = Diagnostics::for_file(path);
     let Some(document) = documents.first().cloned() else {
         diagnostics.error_at(Default::default(), "", "scenario file is empty");

@@ -217,8 +217,22 @@ pub fn read_text(path: &Path) -> Result<String, String> {
             MAX_INPUT_BYTES
         ));
     }
-    let bytes =
-        std::fs::read(path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+    // Devices and pipes report no length, so the read itself is bounded too.
+    let mut bytes = Vec::new();
+    let file = std::fs::File::open(path)
+        .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(file, MAX_INPUT_BYTES as u64 + 1),
+        &mut bytes,
+    )
+    .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+    if bytes.len() > MAX_INPUT_BYTES {
+        return Err(format!(
+            "{} is larger than the {} bytes accepted",
+            path.display(),
+            MAX_INPUT_BYTES
+        ));
+    }
     let text = String::from_utf8(bytes)
         .map_err(|error| format!("{} is not valid UTF-8: {error}", path.display()))?;
     Ok(text

@@ -28,6 +28,15 @@ pub struct TraceColumns {
 /// returned, each as `file:line: message`.
 pub fn read_trace(path: &Path, columns: &TraceColumns) -> Result<Vec<TraceRow>, Vec<String>> {
     let text = crate::yaml::read_text(path).map_err(|error| vec![error])?;
+    parse_trace(&text, path, columns)
+}
+
+/// Reads a trace from text; `path` names it in messages.
+pub fn parse_trace(
+    text: &str,
+    path: &Path,
+    columns: &TraceColumns,
+) -> Result<Vec<TraceRow>, Vec<String>> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(false)
