@@ -176,3 +176,30 @@ fn envoy_config_rejects_global_limits() {
     assert!(error.0.contains("global rate limits"), "{error}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn readme_states_current_agreement() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cases = load_cases(&root.join("tests/conformance/cases"));
+    let verdicts: Vec<Verdict> = cases.iter().map(|case| case.compare().verdict).collect();
+    let count = |verdict: Verdict| verdicts.iter().filter(|v| **v == verdict).count();
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("read README.md");
+    let readme = readme.split_whitespace().collect::<Vec<_>>().join(" ");
+    let expected = [
+        format!("{} conformance cases", cases.len()),
+        format!(
+            "of the {} the simulator models",
+            cases.len() - count(Verdict::Pending)
+        ),
+        format!("{} agree exactly", count(Verdict::Exact)),
+        format!("{} within a tolerance", count(Verdict::Within)),
+        format!("{} cases (outlier", count(Verdict::Pending)),
+    ];
+    for phrase in expected {
+        assert!(
+            readme.contains(&phrase),
+            "README.md should say \"{phrase}\""
+        );
+    }
+    assert_eq!(count(Verdict::Out), 0, "README.md says none disagree");
+}
