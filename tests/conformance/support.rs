@@ -105,8 +105,16 @@ fn load_case(dir: &Path) -> Case {
         Ok(scenario) => scenario,
         Err(diagnostics) => panic!("{name}: scenario.yaml does not load:\n{diagnostics}"),
     };
+    let meta = read_json(&dir.join("case.json"));
+    if meta.get("comparison").and_then(Value::as_str) == Some("tolerance") {
+        let why = meta.pointer("/tolerance/why").and_then(Value::as_str);
+        assert!(
+            why.is_some_and(|w| !w.is_empty()),
+            "{name}: a tolerance case must state why in tolerance.why"
+        );
+    }
     Case {
-        meta: read_json(&dir.join("case.json")),
+        meta,
         recorded: read_json(&dir.join("recorded.json")),
         name,
         scenario,
