@@ -147,7 +147,9 @@ def main():
                     summary = json.load(f)
                 for result in summary["cases"]:
                     entry = recorded[result["name"]]
-                    entry["envoy_version"] = summary["envoy_version"]
+                    # `envoy --version` prints the binary's path first.
+                    version = summary["envoy_version"]
+                    entry["envoy_version"] = version.split("version: ")[-1].strip()
                     entry["workers"] = workers
                     entry["runs"].append(summarise_run(result))
     for name in names:
