@@ -70,6 +70,12 @@ pub fn route_fragments(
             ));
         }
     };
+    if route.global_rate_limit.is_some() || !route.shared_global_rate_limits.is_empty() {
+        return untranslatable(format!(
+            "route {} has global rate limits, which need a rate limit service",
+            route.name
+        ));
+    }
     let mut out = Map::new();
     if let Some(local) = &route.local_rate_limit {
         out.insert("route_local_ratelimit".into(), local_rate_limit(local)?);
@@ -85,12 +91,6 @@ pub fn route_fragments(
     cluster_fragments(cluster, &mut out);
     if let LoadBalancer::ConsistentHash { hash_on, .. } = &cluster.load_balancer {
         out.insert("hash_policy".into(), hash_policy(hash_on));
-    }
-    if route.global_rate_limit.is_some() || !route.shared_global_rate_limits.is_empty() {
-        return untranslatable(format!(
-            "route {} has global rate limits, which need a rate limit service",
-            route.name
-        ));
     }
     Ok(out)
 }
