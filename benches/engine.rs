@@ -33,6 +33,37 @@ fn five_replicas(c: &mut Criterion) {
     });
 }
 
+/// Four minutes of the retry storm: client and Envoy retries, timeouts and
+/// a backend queue growing without bound, about 870,000 events.
+fn retry_storm(c: &mut Criterion) {
+    let scenario = load("scenarios/retry-storm.yaml");
+    let mut group = c.benchmark_group("retry_storm");
+    group.sample_size(10);
+    group.bench_function("4_minutes", |b| b.iter(|| sim::run(&scenario, 1).events));
+    group.finish();
+}
+
+/// Measures the shipped comparison's global variant: 10 minutes of 20
+/// users at 5 requests per second, each through the rate limit service and
+/// Redis.
+fn global_rate_limit(c: &mut Criterion) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/local-vs-global.yaml");
+    let global = match trafficsim::overrides::parse("rate_limit_mode=global") {
+        Ok(change) => change,
+        Err(message) => panic!("{message}"),
+    };
+    let scenario = match scenario::load_with(&path, &[global]) {
+        Ok(scenario) => scenario,
+        Err(diagnostics) => panic!("{diagnostics}"),
+    };
+    let mut group = c.benchmark_group("global_rate_limit");
+    group.sample_size(10);
+    group.bench_function("local_vs_global_10_minutes", |b| {
+        b.iter(|| sim::run(&scenario, 1).events)
+    });
+    group.finish();
+}
+
 /// 100,000 pushes and pops of random times: the data structure alone.
 fn queue_push_pop(c: &mut Criterion) {
     c.bench_function("event_queue_100k", |b| {
@@ -54,5 +85,12 @@ fn queue_push_pop(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, benchmark_model, five_replicas, queue_push_pop);
+criterion_group!(
+    benches,
+    benchmark_model,
+    five_replicas,
+    retry_storm,
+    global_rate_limit,
+    queue_push_pop
+);
 criterion_main!(benches);

@@ -46,6 +46,7 @@ pub struct PoolCounters {
     pub upstream_cx_total: u64,
     pub upstream_cx_overflow: u64,
     pub upstream_cx_destroy_local: u64,
+    pub upstream_cx_destroy_remote: u64,
     /// Connections closed for reaching `max_requests_per_connection`.
     pub upstream_cx_max_requests: u64,
     pub upstream_rq_pending_total: u64,
@@ -59,6 +60,9 @@ pub struct Pool {
     pub idle: u32,
     pub busy: u32,
     pub connecting: u32,
+    /// Busy connections to close when their request ends, because the
+    /// pool was drained while they were busy.
+    pub draining: u32,
     pending: VecDeque<AttemptId>,
     /// Requests each connection may carry; `None` is unlimited.
     max_requests_per_connection: Option<u32>,
@@ -188,11 +192,13 @@ impl Pool {
         }
     }
 
-    /// Releases the busy connection of `attempt`, whose request finished.
-    /// With `close`, Envoy closes the connection (after a reset, a timeout, or a
-    /// retried 5xx). It also closes a connection that has carried
-    /// `max_requests_per_connection` requests. Otherwise the connection
-    /// becomes idle for the next request.
+    /// The request on a busy connection finished. With `close`, Envoy
+    /// closes the connection (after a reset, a timeout, or a retried 5xx);
+    /// otherwise it becomes idle for the next request, unless the pool was
+    /// drained while it was busy.
+    ///
+    /// `attempt` names the request, so that a connection that has carried
+    /// `max_requests_per_connection` requests is closed too.
     pub fn release(
         &mut self,
         attempt: AttemptId,
@@ -203,17 +209,23 @@ impl Pool {
         debug_assert!(self.busy > 0);
         self.busy = self.busy.saturating_sub(1);
         resources.finish_request();
-        let served = match self.busy_served.iter().position(|(a, _)| *a == attempt) {
-            Some(index) => self.busy_served.swap_remove(index).1,
-            None => 0,
-        };
-        let worn_out = self
-            .max_requests_per_connection
-            .is_some_and(|limit| served >= limit);
-        if close || worn_out {
+        let served = self.take_served(attempt);
+        let drained = !close && self.draining > 0;
+        if drained {
+            self.draining -= 1;
+        }
+        // The pool cannot tell which busy connection ended, so it keeps at
+        // most one pending close per busy connection.
+        self.draining = self.draining.min(self.busy);
+        let worn_out = !close
+            && !drained
+            && self
+                .max_requests_per_connection
+                .is_some_and(|limit| served >= limit);
+        if close || drained || worn_out {
             resources.close_connection();
             counters.upstream_cx_destroy_local += 1;
-            if worn_out && !close {
+            if worn_out {
                 counters.upstream_cx_max_requests += 1;
             }
         } else {
@@ -222,11 +234,55 @@ impl Pool {
         }
     }
 
+    /// Removes and returns the request count of the connection `attempt`
+    /// was attached to.
+    fn take_served(&mut self, attempt: AttemptId) -> u32 {
+        match self.busy_served.iter().position(|(a, _)| *a == attempt) {
+            Some(index) => self.busy_served.swap_remove(index).1,
+            None => 0,
+        }
+    }
+
+    /// Releases a busy connection that the peer closed (a reset).
+    pub fn release_closed_by_peer(
+        &mut self,
+        attempt: AttemptId,
+        resources: &mut Resources,
+        counters: &mut PoolCounters,
+    ) {
+        debug_assert!(self.busy > 0);
+        self.take_served(attempt);
+        self.busy = self.busy.saturating_sub(1);
+        self.draining = self.draining.min(self.busy);
+        resources.finish_request();
+        resources.close_connection();
+        counters.upstream_cx_destroy_remote += 1;
+    }
+
     /// Closes every idle connection (as an outlier ejection does).
     pub fn close_idle(&mut self, resources: &mut Resources, counters: &mut PoolCounters) {
         for _ in 0..self.idle {
             resources.close_connection();
             counters.upstream_cx_destroy_local += 1;
+        }
+        self.idle = 0;
+        self.idle_served.clear();
+    }
+
+    /// Envoy's `DrainExistingConnections`: idle connections close now, busy
+    /// ones when their request ends; waiting requests stay and get new
+    /// connections.
+    pub fn drain(&mut self, resources: &mut Resources, counters: &mut PoolCounters) {
+        self.close_idle(resources, counters);
+        self.draining = self.busy;
+    }
+
+    /// Closes every idle connection because the peer closed them (its
+    /// process went away).
+    pub fn close_idle_by_peer(&mut self, resources: &mut Resources, counters: &mut PoolCounters) {
+        for _ in 0..self.idle {
+            resources.close_connection();
+            counters.upstream_cx_destroy_remote += 1;
         }
         self.idle = 0;
         self.idle_served.clear();
@@ -365,6 +421,37 @@ mod tests {
         );
         assert_eq!(pool.open_connections(&mut resources, &mut counters), 0);
         assert_eq!(counters.upstream_cx_overflow, 1);
+    }
+
+    #[test]
+    fn drained_pool_closes_busy_connections_later() {
+        let mut resources = limits(1024, 10, 1024);
+        let mut counters = PoolCounters::default();
+        let mut pool = Pool::default();
+        burst(&mut pool, &mut resources, 2);
+        pool.release(0, false, &mut resources, &mut counters);
+        assert_eq!((pool.idle, pool.busy), (1, 1));
+        pool.drain(&mut resources, &mut counters);
+        assert_eq!(pool.idle, 0);
+        assert_eq!(counters.upstream_cx_destroy_local, 1);
+        pool.release(1, false, &mut resources, &mut counters);
+        assert_eq!(pool.connections(), 0);
+        assert_eq!(counters.upstream_cx_destroy_local, 2);
+        assert_eq!(resources.usage.connections, 0);
+    }
+
+    #[test]
+    fn connect_failure_purges_waiters() {
+        let mut resources = limits(1024, 10, 1024);
+        let mut counters = PoolCounters::default();
+        let mut pool = Pool::default();
+        pool.request(1, &mut resources, &mut counters);
+        pool.request(2, &mut resources, &mut counters);
+        assert_eq!(pool.open_connections(&mut resources, &mut counters), 2);
+        pool.connect_failed(&mut resources);
+        assert_eq!(pool.drain_pending(&mut resources), vec![1, 2]);
+        assert_eq!(resources.usage.pending_requests, 0);
+        assert_eq!(resources.usage.connections, 1);
     }
 
     #[test]

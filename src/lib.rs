@@ -3,6 +3,8 @@
 
 pub mod chart;
 pub mod circuit_breaker;
+pub mod client_retry;
+pub mod compare;
 pub mod confidence;
 pub mod conn_pool;
 pub mod descriptor;
@@ -11,10 +13,12 @@ pub mod engine;
 pub mod envoy_config;
 pub mod fuzz_entry;
 pub mod gateway;
+pub mod global_rate_limit;
 pub mod load_balancer;
 pub mod local_rate_limit;
 pub mod manifest;
 pub mod metrics;
+pub mod outlier_detection;
 pub mod overrides;
 pub mod report;
 pub mod retry;

@@ -3,10 +3,11 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{Parser, Subcommand};
 
-use trafficsim::{report, scenario, sim};
+use trafficsim::{compare, report, scenario, sim};
 
 #[derive(Parser)]
 #[command(
@@ -39,6 +40,32 @@ enum Command {
         #[arg(short, long)]
         quiet: bool,
     },
+    /// Run variants of one scenario on the same seed and show their results
+    /// side by side: admitted rate against the limit, 429s per user and
+    /// their fairness, p99 latency, spend, and requests that passed without
+    /// their global limit.
+    Compare {
+        /// Scenario file (YAML).
+        scenario: PathBuf,
+        /// A variant as NAME:PATH=VALUE, where PATH is a dotted path into
+        /// the scenario and VALUE is YAML, such as
+        /// `global:rate_limit_mode=global` or `r3:envoy.replicas=3`. Repeat
+        /// the flag for more variants or more fields of one variant; a bare
+        /// NAME runs the scenario as written. Without this flag the
+        /// scenario's `compare.variants` are run.
+        #[arg(long = "variant", value_name = "NAME:PATH=VALUE")]
+        variants: Vec<String>,
+        /// Output folder; defaults to outputs/<scenario name>-compare.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Random seed (an unsigned integer) for every variant; overrides
+        /// the scenario's `seed`.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Print nothing on success.
+        #[arg(short, long)]
+        quiet: bool,
+    },
     /// Check BackendTrafficPolicies as Envoy Gateway would: accepted or
     /// invalid, the routes each applies to, its limits and warnings.
     Validate {
@@ -52,13 +79,6 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value = "human")]
         format: ValidateFormat,
-    },
-    /// Print the Envoy configuration of a scenario's route and cluster,
-    /// with its backend and clients, as one case of the conformance
-    /// recording harness (JSON on stdout).
-    EnvoyConfig {
-        /// Scenario file (YAML) with exactly one route and one backend.
-        scenario: PathBuf,
     },
     /// Run a scenario over a grid of parameter values and seeds, in
     /// parallel, and write sweep.csv and capacity-planning charts.
@@ -101,6 +121,13 @@ enum Command {
         #[arg(short, long)]
         quiet: bool,
     },
+    /// Print the Envoy configuration of a scenario's route and cluster,
+    /// with its backend and clients, as one case of the conformance
+    /// recording harness (JSON on stdout).
+    EnvoyConfig {
+        /// Scenario file (YAML) with exactly one route and one backend.
+        scenario: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -109,8 +136,23 @@ enum ValidateFormat {
     Json,
 }
 
+/// Set by the first Ctrl-C: runs and sweeps stop and write what they
+/// finished, marked as partial. A second Ctrl-C exits at once.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Exit status after an interruption, as shells report SIGINT.
+const EXIT_INTERRUPTED: u8 = 130;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let _ = ctrlc::set_handler(|| {
+        if INTERRUPTED.swap(true, Ordering::SeqCst) {
+            std::process::exit(i32::from(EXIT_INTERRUPTED));
+        }
+        eprintln!(
+            "\ntrafficsim: interrupted; writing what was finished (Ctrl-C again to quit now)"
+        );
+    });
     match cli.command {
         Command::Run {
             scenario,
@@ -119,6 +161,13 @@ fn main() -> ExitCode {
             trace,
             quiet,
         } => run(&scenario, out, seed, trace, quiet),
+        Command::Compare {
+            scenario,
+            variants,
+            out,
+            seed,
+            quiet,
+        } => compare(&scenario, &variants, out, seed, quiet),
         Command::Validate {
             paths,
             replicas,
@@ -145,6 +194,25 @@ fn main() -> ExitCode {
         ),
         Command::Merge { shards, out, quiet } => merge(&shards, &out, quiet),
         Command::EnvoyConfig { scenario } => envoy_config(&scenario),
+    }
+}
+
+fn envoy_config(path: &std::path::Path) -> ExitCode {
+    let scenario = match scenario::load(path) {
+        Ok(scenario) => scenario,
+        Err(diagnostics) => {
+            return input_error(format!("{} has problems:\n{diagnostics}", path.display()));
+        }
+    };
+    match trafficsim::envoy_config::recording_case(&scenario) {
+        Ok(case) => {
+            println!("{case:#}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => input_error(format!(
+            "{} has no Envoy translation: {error}",
+            path.display()
+        )),
     }
 }
 
@@ -217,7 +285,7 @@ fn sweep(
         Ok(shard) => shard,
         Err(message) => return input_error(message),
     };
-    let results = match sweep::run(&plan, shard, threads) {
+    let results = match sweep::run(&plan, shard, threads, Some(&INTERRUPTED)) {
         Ok(results) => results,
         Err(error) => return input_error(error),
     };
@@ -261,6 +329,14 @@ fn finish_sweep(
         print!("{}", trafficsim::sweep::human_table(plan, results));
         println!("outputs in {}", dir.display());
     }
+    if results.len() < plan.job_count() {
+        eprintln!(
+            "trafficsim: warning: interrupted; {} of {} runs finished and the outputs are partial",
+            results.len(),
+            plan.job_count()
+        );
+        return ExitCode::from(EXIT_INTERRUPTED);
+    }
     ExitCode::SUCCESS
 }
 
@@ -271,41 +347,6 @@ fn merge(shards: &[PathBuf], out: &std::path::Path, quiet: bool) -> ExitCode {
     }
 }
 
-fn load_scenario(path: &std::path::Path) -> Option<scenario::Scenario> {
-    match scenario::load(path) {
-        Ok(scenario) => Some(scenario),
-        Err(diagnostics) => {
-            eprintln!(
-                "trafficsim: error: {} has {} problem{}:",
-                path.display(),
-                diagnostics.len(),
-                if diagnostics.len() == 1 { "" } else { "s" }
-            );
-            eprintln!("{diagnostics}");
-            None
-        }
-    }
-}
-
-fn envoy_config(path: &std::path::Path) -> ExitCode {
-    let Some(scenario) = load_scenario(path) else {
-        return ExitCode::from(2);
-    };
-    match trafficsim::envoy_config::recording_case(&scenario) {
-        Ok(case) => {
-            println!("{case:#}");
-            ExitCode::SUCCESS
-        }
-        Err(error) => {
-            eprintln!(
-                "trafficsim: error: {} has no Envoy translation: {error}",
-                path.display()
-            );
-            ExitCode::from(2)
-        }
-    }
-}
-
 fn run(
     path: &std::path::Path,
     out: Option<PathBuf>,
@@ -313,12 +354,17 @@ fn run(
     trace: bool,
     quiet: bool,
 ) -> ExitCode {
-    let Some(scenario) = load_scenario(path) else {
-        return ExitCode::from(2);
+    let scenario = match scenario::load(path) {
+        Ok(scenario) => scenario,
+        Err(diagnostics) => {
+            report_problems(path, "", &diagnostics);
+            return ExitCode::from(2);
+        }
     };
     let seed = seed.unwrap_or(scenario.seed);
     let options = sim::RunOptions {
         record_requests: trace,
+        stop: Some(&INTERRUPTED),
     };
     let output = sim::run_with(&scenario, seed, options);
     for note in &output.notes {
@@ -342,6 +388,112 @@ fn run(
     }
     if !quiet {
         print!("{}", report::human_summary(&scenario, &output, &dir));
+    }
+    if matches!(output.truncated, Some(sim::Truncation::Interrupted(_))) {
+        return ExitCode::from(EXIT_INTERRUPTED);
+    }
+    ExitCode::SUCCESS
+}
+
+/// Prints every problem of a scenario file to stderr.
+fn report_problems(
+    path: &std::path::Path,
+    what: &str,
+    diagnostics: &trafficsim::yaml::Diagnostics,
+) {
+    eprintln!(
+        "trafficsim: error: {what}{} has {} problem{}:",
+        path.display(),
+        diagnostics.len(),
+        if diagnostics.len() == 1 { "" } else { "s" }
+    );
+    eprintln!("{diagnostics}");
+}
+
+fn compare(
+    path: &std::path::Path,
+    variant_args: &[String],
+    out: Option<PathBuf>,
+    seed: Option<u64>,
+    quiet: bool,
+) -> ExitCode {
+    let base = match scenario::load(path) {
+        Ok(scenario) => scenario,
+        Err(diagnostics) => {
+            report_problems(path, "", &diagnostics);
+            return ExitCode::from(2);
+        }
+    };
+    let variants = if variant_args.is_empty() {
+        base.compare
+            .as_ref()
+            .map(|spec| spec.variants.clone())
+            .unwrap_or_default()
+    } else {
+        match compare::variants_from_args(variant_args) {
+            Ok(variants) => variants,
+            Err(message) => {
+                eprintln!("trafficsim: error: {message}");
+                return ExitCode::from(2);
+            }
+        }
+    };
+    if variants.len() < 2 {
+        eprintln!(
+            "trafficsim: error: compare needs at least two variants, found {}; give them with \
+             --variant NAME:PATH=VALUE or in the scenario's `compare.variants`",
+            variants.len()
+        );
+        return ExitCode::from(2);
+    }
+    let loaded = match compare::load_variants(path, &variants) {
+        Ok(loaded) => loaded,
+        Err(error) => {
+            report_problems(
+                path,
+                &format!("variant `{}` of ", error.variant),
+                &error.diagnostics,
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let seed = seed.unwrap_or(base.seed);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let runs = compare::run_variants(loaded, seed, threads);
+    for run in &runs {
+        for note in &run.output.notes {
+            eprintln!("trafficsim: note: variant {}: {note}", run.name);
+        }
+        if let Some(truncation) = &run.output.truncated {
+            eprintln!("trafficsim: warning: variant {}: {truncation}", run.name);
+        }
+    }
+    let summaries: Vec<compare::VariantSummary> = runs.iter().map(compare::summarize).collect();
+    let limit_per_s = base.compare.as_ref().and_then(|spec| spec.limit_per_s);
+    let dir =
+        out.unwrap_or_else(|| PathBuf::from("outputs").join(format!("{}-compare", base.name)));
+    let outputs = compare::CompareOutputs {
+        dir: &dir,
+        scenario_name: &base.name,
+        seed,
+        limit_per_s,
+        tool_version: env!("CARGO_PKG_VERSION"),
+    };
+    if let Err(error) = compare::write_outputs(&outputs, &runs, &summaries) {
+        eprintln!("trafficsim: error: {error}");
+        return ExitCode::from(2);
+    }
+    if !quiet {
+        println!(
+            "compare {} (seed {seed}): {} variants, the same client draws in each",
+            base.name,
+            runs.len()
+        );
+        print!("{}", compare::human_table(&summaries, limit_per_s));
+        if let Some(limit) = limit_per_s {
+            println!("  configured limit {limit:.2} requests/s");
+        }
+        println!("  outputs in {}", dir.display());
     }
     ExitCode::SUCCESS
 }

@@ -12,6 +12,24 @@ use hdrhistogram::Histogram;
 
 use crate::time::{SimDuration, SimTime};
 
+/// Recorded in place of a status for a call the client gave up on: its
+/// timeout fired and it had no retry left.
+pub const CLIENT_TIMEOUT_STATUS: u16 = 0;
+
+/// Endpoints beyond this many get totals but no per-bucket series.
+pub const MAX_ENDPOINT_SERIES: usize = 64;
+
+/// The reason an attempt reached a backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttemptKind {
+    /// The first attempt of a call's first request.
+    First,
+    /// An Envoy retry.
+    EnvoyRetry,
+    /// The first Envoy attempt of a client's retry.
+    ClientRetry,
+}
+
 /// Largest latency recorded exactly: one hour, in microseconds; longer
 /// latencies are recorded as one hour.
 const MAX_LATENCY_US: u64 = 3_600_000_000;
@@ -52,16 +70,38 @@ impl LatencySummary {
 #[derive(Clone, Debug)]
 pub struct GroupMetrics {
     pub name: String,
-    /// Requests the client sent.
+    /// Calls the client made; each is one request plus the client's own
+    /// retries of it.
     pub requests: u64,
-    /// Final status seen by the client, per status code.
+    /// HTTP requests sent: `requests` plus `client_retries`.
+    pub http_requests: u64,
+    /// Requests the client sent again after a failure or its timeout.
+    pub client_retries: u64,
+    /// Requests the client abandoned when its timeout fired.
+    pub client_timeouts: u64,
+    /// Final status of each call, per status code
+    /// ([`CLIENT_TIMEOUT_STATUS`] for calls given up).
     pub statuses: BTreeMap<u16, u64>,
+    /// Latency of each call, from its first send to its final outcome.
     pub latency: Histogram<u64>,
-    /// Attempts that reached a backend: first attempts and retries.
+    /// Latency of the requests whose final status was a 2xx.
+    pub latency_2xx: Histogram<u64>,
+    /// Attempts that reached a backend: first attempts and retries (by
+    /// Envoy or by the client).
     pub backend_first_attempts: u64,
     pub backend_retries: u64,
+    pub backend_envoy_retries: u64,
+    pub backend_client_retries: u64,
     pub spend_first_attempts_usd: f64,
     pub spend_retries_usd: f64,
+    /// Backend executions of POST or PATCH calls beyond the first of each
+    /// call: effects that may have happened twice.
+    pub duplicate_executions: u64,
+    /// Responses Envoy sent, by `x-envoy-attempt-count` (0 for a local
+    /// reply).
+    pub attempt_counts: BTreeMap<u32, u64>,
+    pub first_sent: Option<SimTime>,
+    pub last_completed: Option<SimTime>,
     pub input_tokens: u64,
     pub output_tokens: u64,
     /// Per-instance requests and statuses, when the client has instances.
@@ -79,12 +119,22 @@ impl GroupMetrics {
         GroupMetrics {
             name: name.to_string(),
             requests: 0,
+            http_requests: 0,
+            client_retries: 0,
+            client_timeouts: 0,
             statuses: BTreeMap::new(),
             latency: new_histogram(3),
+            latency_2xx: new_histogram(3),
             backend_first_attempts: 0,
             backend_retries: 0,
+            backend_envoy_retries: 0,
+            backend_client_retries: 0,
             spend_first_attempts_usd: 0.0,
             spend_retries_usd: 0.0,
+            duplicate_executions: 0,
+            attempt_counts: BTreeMap::new(),
+            first_sent: None,
+            last_completed: None,
             input_tokens: 0,
             output_tokens: 0,
             instances: vec![InstanceMetrics::default(); instances as usize],
@@ -101,7 +151,7 @@ impl GroupMetrics {
 }
 
 /// Status columns of the time series, in CSV order.
-pub const STATUS_COLUMNS: [&str; 7] = [
+pub const STATUS_COLUMNS: [&str; 8] = [
     "count_2xx",
     "count_429",
     "count_500",
@@ -109,11 +159,13 @@ pub const STATUS_COLUMNS: [&str; 7] = [
     "count_504",
     "count_other_4xx",
     "count_other",
+    "count_client_timeout",
 ];
 
 /// The column a status is counted in.
 pub fn status_column(status: u16) -> usize {
     match status {
+        CLIENT_TIMEOUT_STATUS => 7,
         200..=299 => 0,
         429 => 1,
         500 => 2,
@@ -132,6 +184,9 @@ pub struct SeriesRow {
     pub completed: u64,
     pub statuses: [u64; STATUS_COLUMNS.len()],
     pub backend_requests: u64,
+    /// The part of `backend_requests` that were retries, by Envoy or by
+    /// the client.
+    pub backend_retries: u64,
     pub spend_usd: f64,
     /// Percentiles of the requests completed in the bucket; `None` when
     /// none completed.
@@ -142,6 +197,7 @@ struct OpenBucket {
     completed: u64,
     statuses: [u64; STATUS_COLUMNS.len()],
     backend_requests: u64,
+    backend_retries: u64,
     spend_usd: f64,
     latency: Histogram<u64>,
 }
@@ -152,6 +208,7 @@ impl OpenBucket {
             completed: 0,
             statuses: [0; STATUS_COLUMNS.len()],
             backend_requests: 0,
+            backend_retries: 0,
             spend_usd: 0.0,
             latency: new_histogram(2),
         }
@@ -167,13 +224,27 @@ pub struct Metrics {
     pub groups: Vec<GroupMetrics>,
     pub rows: Vec<SeriesRow>,
     pub bucket: SimDuration,
+    /// Attempts served (queued or started) by each backend endpoint, in
+    /// the scenario's endpoint order.
+    pub endpoint_requests: Vec<u64>,
+    /// Per bucket with any traffic: the bucket and each endpoint's
+    /// requests in it; empty when there are more than
+    /// [`MAX_ENDPOINT_SERIES`] endpoints.
+    pub endpoint_rows: Vec<(u64, Vec<u32>)>,
     current: u64,
     open: Vec<OpenBucket>,
+    open_endpoints: Vec<u32>,
 }
 
 impl Metrics {
-    /// `groups` lists each client definition with its instance count.
-    pub fn new(groups: &[(String, u32)], bucket: SimDuration) -> Metrics {
+    /// `groups` lists each client definition with its instance count;
+    /// `endpoints` is the number of backend endpoints.
+    pub fn new(groups: &[(String, u32)], bucket: SimDuration, endpoints: usize) -> Metrics {
+        let tracked = if endpoints <= MAX_ENDPOINT_SERIES {
+            endpoints
+        } else {
+            0
+        };
         Metrics {
             groups: groups
                 .iter()
@@ -181,8 +252,11 @@ impl Metrics {
                 .collect(),
             rows: Vec::new(),
             bucket,
+            endpoint_requests: vec![0; endpoints],
+            endpoint_rows: Vec::new(),
             current: 0,
             open: groups.iter().map(|_| OpenBucket::new()).collect(),
+            open_endpoints: vec![0; tracked],
         }
     }
 
@@ -200,6 +274,11 @@ impl Metrics {
     }
 
     fn close_current(&mut self) {
+        if self.open_endpoints.iter().any(|count| *count > 0) {
+            self.endpoint_rows
+                .push((self.current, self.open_endpoints.clone()));
+            self.open_endpoints.iter_mut().for_each(|count| *count = 0);
+        }
         for (group, open) in self.open.iter_mut().enumerate() {
             if open.is_empty() {
                 continue;
@@ -212,12 +291,14 @@ impl Metrics {
                 completed: open.completed,
                 statuses: open.statuses,
                 backend_requests: open.backend_requests,
+                backend_retries: open.backend_retries,
                 spend_usd: open.spend_usd,
                 latency,
             });
             open.completed = 0;
             open.statuses = [0; STATUS_COLUMNS.len()];
             open.backend_requests = 0;
+            open.backend_retries = 0;
             open.spend_usd = 0.0;
             open.latency.reset();
         }
@@ -228,14 +309,55 @@ impl Metrics {
         self.close_current();
     }
 
-    pub fn record_sent(&mut self, group: usize, instance: u32) {
-        self.groups[group].requests += 1;
-        if let Some(metrics) = self.groups[group].instances.get_mut(instance as usize) {
+    /// Records a call started at `now`.
+    pub fn record_sent(&mut self, group: usize, instance: u32, now: SimTime) {
+        let metrics = &mut self.groups[group];
+        metrics.requests += 1;
+        metrics.first_sent.get_or_insert(now);
+        if let Some(metrics) = metrics.instances.get_mut(instance as usize) {
             metrics.requests += 1;
         }
     }
 
-    /// A request's final status reached its client at `now`.
+    /// Records an HTTP request sent: a call's first, or a retry of it.
+    pub fn record_http_request(&mut self, group: usize, client_retry: bool) {
+        let metrics = &mut self.groups[group];
+        metrics.http_requests += 1;
+        if client_retry {
+            metrics.client_retries += 1;
+        }
+    }
+
+    /// Records a request the client abandoned when its timeout fired.
+    pub fn record_client_timeout(&mut self, group: usize) {
+        self.groups[group].client_timeouts += 1;
+    }
+
+    /// Records a response from Envoy with `attempts` in
+    /// `x-envoy-attempt-count`.
+    pub fn record_attempt_count(&mut self, group: usize, attempts: u32) {
+        *self.groups[group]
+            .attempt_counts
+            .entry(attempts)
+            .or_insert(0) += 1;
+    }
+
+    /// Records a non-idempotent call reaching a backend once more.
+    pub fn record_duplicate_execution(&mut self, group: usize) {
+        self.groups[group].duplicate_executions += 1;
+    }
+
+    /// Records an attempt an endpoint took to serve.
+    pub fn record_endpoint_request(&mut self, endpoint: usize) {
+        if let Some(total) = self.endpoint_requests.get_mut(endpoint) {
+            *total += 1;
+        }
+        if let Some(count) = self.open_endpoints.get_mut(endpoint) {
+            *count += 1;
+        }
+    }
+
+    /// Records a call's final status reaching its client at `now`.
     pub fn record_completed(
         &mut self,
         group: usize,
@@ -247,9 +369,13 @@ impl Metrics {
         self.advance(now);
         let micros = (latency.as_nanos() / 1_000).clamp(1, MAX_LATENCY_US);
         let metrics = &mut self.groups[group];
+        metrics.last_completed = Some(now);
         *metrics.statuses.entry(status).or_insert(0) += 1;
         // Values are clamped into the histogram's range, so recording cannot fail.
         let _ = metrics.latency.record(micros);
+        if (200..300).contains(&status) {
+            let _ = metrics.latency_2xx.record(micros);
+        }
         if let Some(instance) = metrics.instances.get_mut(instance as usize) {
             *instance.statuses.entry(status).or_insert(0) += 1;
         }
@@ -259,11 +385,11 @@ impl Metrics {
         let _ = open.latency.record(micros);
     }
 
-    /// An attempt reached a backend at `now`, costing `usd`.
+    /// Records an attempt reaching a backend at `now`, costing `usd`.
     pub fn record_backend_attempt(
         &mut self,
         group: usize,
-        retry: bool,
+        kind: AttemptKind,
         usd: f64,
         input_tokens: u64,
         output_tokens: u64,
@@ -271,16 +397,25 @@ impl Metrics {
     ) {
         self.advance(now);
         let metrics = &mut self.groups[group];
-        if retry {
-            metrics.backend_retries += 1;
-            metrics.spend_retries_usd += usd;
-        } else {
-            metrics.backend_first_attempts += 1;
-            metrics.spend_first_attempts_usd += usd;
+        let open = &mut self.open[group];
+        match kind {
+            AttemptKind::First => {
+                metrics.backend_first_attempts += 1;
+                metrics.spend_first_attempts_usd += usd;
+            }
+            AttemptKind::EnvoyRetry | AttemptKind::ClientRetry => {
+                metrics.backend_retries += 1;
+                metrics.spend_retries_usd += usd;
+                open.backend_retries += 1;
+                if kind == AttemptKind::EnvoyRetry {
+                    metrics.backend_envoy_retries += 1;
+                } else {
+                    metrics.backend_client_retries += 1;
+                }
+            }
         }
         metrics.input_tokens += input_tokens;
         metrics.output_tokens += output_tokens;
-        let open = &mut self.open[group];
         open.backend_requests += 1;
         open.spend_usd += usd;
     }
@@ -307,6 +442,16 @@ impl Metrics {
         }
         total
     }
+
+    /// Latency of every client's 2xx responses together.
+    pub fn total_latency_2xx(&self) -> Histogram<u64> {
+        let mut total = new_histogram(3);
+        for group in &self.groups {
+            // Identical bounds on both sides, so adding cannot fail.
+            let _ = total.add(&group.latency_2xx);
+        }
+        total
+    }
 }
 
 #[cfg(test)]
@@ -315,7 +460,7 @@ mod tests {
 
     #[test]
     fn buckets_close_as_time_passes() {
-        let mut metrics = Metrics::new(&[("a".to_string(), 1)], SimDuration::from_secs(1));
+        let mut metrics = Metrics::new(&[("a".to_string(), 1)], SimDuration::from_secs(1), 0);
         let ms = SimDuration::from_millis;
         metrics.record_completed(0, 0, 200, ms(5), SimTime::from_nanos(100));
         metrics.record_completed(0, 0, 429, ms(1), SimTime::from_nanos(2_500_000_000));
@@ -330,7 +475,7 @@ mod tests {
 
     #[test]
     fn percentiles_are_in_milliseconds() {
-        let mut metrics = Metrics::new(&[("a".to_string(), 1)], SimDuration::from_secs(1));
+        let mut metrics = Metrics::new(&[("a".to_string(), 1)], SimDuration::from_secs(1), 0);
         for ms in 1..=100 {
             metrics.record_completed(0, 0, 200, SimDuration::from_millis(ms), SimTime::ZERO);
         }
@@ -342,10 +487,14 @@ mod tests {
 
     #[test]
     fn spend_separates_retries() {
-        let mut metrics = Metrics::new(&[("a".to_string(), 1)], SimDuration::from_secs(1));
-        metrics.record_backend_attempt(0, false, 1.0, 10, 5, SimTime::ZERO);
-        metrics.record_backend_attempt(0, true, 0.5, 10, 5, SimTime::ZERO);
-        assert_eq!(metrics.groups[0].spend_usd(), 1.5);
-        assert_eq!(metrics.groups[0].backend_retries, 1);
+        let mut metrics = Metrics::new(&[("a".to_string(), 1)], SimDuration::from_secs(1), 0);
+        metrics.record_backend_attempt(0, AttemptKind::First, 1.0, 10, 5, SimTime::ZERO);
+        metrics.record_backend_attempt(0, AttemptKind::EnvoyRetry, 0.5, 10, 5, SimTime::ZERO);
+        metrics.record_backend_attempt(0, AttemptKind::ClientRetry, 0.25, 10, 5, SimTime::ZERO);
+        assert_eq!(metrics.groups[0].spend_usd(), 1.75);
+        assert_eq!(metrics.groups[0].backend_retries, 2);
+        assert_eq!(metrics.groups[0].backend_envoy_retries, 1);
+        assert_eq!(metrics.groups[0].backend_client_retries, 1);
+        assert_eq!(metrics.groups[0].spend_retries_usd, 0.75);
     }
 }

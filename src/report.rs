@@ -14,10 +14,10 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};
 
-use crate::chart::{self, OutcomeSeries, SpendSeries};
-use crate::metrics::{LatencySummary, STATUS_COLUMNS};
+use crate::chart::{self, LineChart, LineSeries, OutcomeSeries, SpendSeries};
+use crate::metrics::{CLIENT_TIMEOUT_STATUS, LatencySummary, STATUS_COLUMNS};
 use crate::scenario::Scenario;
-use crate::sim::RunOutput;
+use crate::sim::{GlobalRateLimitReport, RunOutput};
 
 pub use run_manifest::run_manifest;
 
@@ -80,38 +80,127 @@ fn usd(value: f64) -> f64 {
     (value * 1e9).round() / 1e9
 }
 
+/// Returns the name of a final status in summaries: the code, or
+/// `client_timeout` for a call the client gave up on.
+pub fn status_name(status: u16) -> String {
+    if status == CLIENT_TIMEOUT_STATUS {
+        "client_timeout".to_string()
+    } else {
+        status.to_string()
+    }
+}
+
 fn status_map(statuses: &std::collections::BTreeMap<u16, u64>) -> Value {
     let mut map = Map::new();
     for (status, count) in statuses {
-        map.insert(status.to_string(), json!(count));
+        map.insert(status_name(*status), json!(count));
     }
     Value::Object(map)
+}
+
+fn count_map(counts: &std::collections::BTreeMap<u32, u64>) -> Value {
+    let mut map = Map::new();
+    for (key, count) in counts {
+        map.insert(key.to_string(), json!(count));
+    }
+    Value::Object(map)
+}
+
+/// Totals over every client of a run.
+#[derive(Default)]
+struct Totals {
+    backend_first: u64,
+    backend_retries: u64,
+    backend_envoy_retries: u64,
+    backend_client_retries: u64,
+    spend_first: f64,
+    spend_retries: f64,
+    client_retries: u64,
+    client_timeouts: u64,
+    duplicate_executions: u64,
+}
+
+impl Totals {
+    fn add(&mut self, group: &crate::metrics::GroupMetrics) {
+        self.backend_first += group.backend_first_attempts;
+        self.backend_retries += group.backend_retries;
+        self.backend_envoy_retries += group.backend_envoy_retries;
+        self.backend_client_retries += group.backend_client_retries;
+        self.spend_first += group.spend_first_attempts_usd;
+        self.spend_retries += group.spend_retries_usd;
+        self.client_retries += group.client_retries;
+        self.client_timeouts += group.client_timeouts;
+        self.duplicate_executions += group.duplicate_executions;
+    }
+}
+
+/// Lists each endpoint's total of attempts served, named by backend and
+/// index.
+fn endpoints_json(scenario: &Scenario, output: &RunOutput) -> Value {
+    let mut list = Vec::new();
+    let mut global = 0;
+    for backend in &scenario.backends {
+        for index in 0..backend.endpoints {
+            list.push(json!({
+                "backend": format!("{}/{}", backend.namespace, backend.name),
+                "endpoint": index,
+                "requests": output.metrics.endpoint_requests.get(global).copied().unwrap_or(0),
+            }));
+            global += 1;
+        }
+    }
+    Value::Array(list)
+}
+
+fn outlier_events_json(output: &RunOutput) -> Value {
+    let events: Vec<Value> = output
+        .outlier_events
+        .iter()
+        .map(|event| {
+            json!({
+                "time_s": round3(event.at.as_secs_f64()),
+                "replica": event.replica,
+                "cluster": event.cluster,
+                "host": event.host,
+                "action": if event.ejected_for.is_some() { "eject" } else { "return" },
+                "reason": event.ejected_for,
+            })
+        })
+        .collect();
+    Value::Array(events)
 }
 
 /// The contents of `summary.json`.
 pub fn summary(scenario: &Scenario, output: &RunOutput) -> Value {
     let metrics = &output.metrics;
     let mut clients = Map::new();
-    let (mut backend_first, mut backend_retries) = (0u64, 0u64);
-    let (mut spend_first, mut spend_retries) = (0.0f64, 0.0f64);
+    let mut totals = Totals::default();
     for (group, spec) in metrics.groups.iter().zip(&scenario.clients) {
-        backend_first += group.backend_first_attempts;
-        backend_retries += group.backend_retries;
-        spend_first += group.spend_first_attempts_usd;
-        spend_retries += group.spend_retries_usd;
+        totals.add(group);
         let mut client = json!({
             "kind": spec.kind_name(),
             "instances": spec.count,
             "requests": group.requests,
+            "http_requests": group.http_requests,
+            "client_retries": group.client_retries,
+            "client_timeouts": group.client_timeouts,
             "completed": group.completed(),
             "status_counts": status_map(&group.statuses),
+            "envoy_attempt_counts": count_map(&group.attempt_counts),
             "backend_requests": group.backend_first_attempts + group.backend_retries,
+            "backend_first_attempts": group.backend_first_attempts,
             "backend_retries": group.backend_retries,
+            "backend_retries_by_envoy": group.backend_envoy_retries,
+            "backend_retries_by_client": group.backend_client_retries,
+            "duplicate_executions": group.duplicate_executions,
             "spend_usd": usd(group.spend_usd()),
+            "spend_first_attempts_usd": usd(group.spend_first_attempts_usd),
             "spend_retries_usd": usd(group.spend_retries_usd),
             "input_tokens": group.input_tokens,
             "output_tokens": group.output_tokens,
             "latency_ms": latency_json(&LatencySummary::from_histogram(&group.latency)),
+            "first_sent_s": group.first_sent.map(|t| round3(t.as_secs_f64())),
+            "last_completed_s": group.last_completed.map(|t| round3(t.as_secs_f64())),
         });
         if spec.count > 1
             && let Value::Object(map) = &mut client
@@ -141,16 +230,48 @@ pub fn summary(scenario: &Scenario, output: &RunOutput) -> Value {
         "requests": metrics.total_requests(),
         "status_counts": status_map(&metrics.total_statuses()),
         "clients": clients,
-        "backend_requests": backend_first + backend_retries,
-        "backend_retries": backend_retries,
-        "spend_usd": usd(spend_first + spend_retries),
-        "spend_retries_usd": usd(spend_retries),
+        "backend_requests": totals.backend_first + totals.backend_retries,
+        "backend_first_attempts": totals.backend_first,
+        "backend_retries": totals.backend_retries,
+        "backend_retries_by_envoy": totals.backend_envoy_retries,
+        "backend_retries_by_client": totals.backend_client_retries,
+        "client_retries": totals.client_retries,
+        "client_timeouts": totals.client_timeouts,
+        "duplicate_executions": totals.duplicate_executions,
+        "spend_usd": usd(totals.spend_first + totals.spend_retries),
+        "spend_first_attempts_usd": usd(totals.spend_first),
+        "spend_retries_usd": usd(totals.spend_retries),
+        "endpoints": endpoints_json(scenario, output),
+        "outlier_events": outlier_events_json(output),
+        "outlier_events_not_listed": output.outlier_events_dropped,
         "latency_ms": latency_json(&LatencySummary::from_histogram(&metrics.total_latency())),
         "in_flight_at_end": output.in_flight_at_end,
         "events": output.events,
         "truncated": output.truncated.as_ref().map(|t| t.to_string()),
         "notes": output.notes,
         "envoy_stats": stats,
+        "global_rate_limit": output.global_rate_limit.as_ref().map(global_rate_limit_json),
+    })
+}
+
+/// Builds the `global_rate_limit` object of `summary.json`.
+fn global_rate_limit_json(report: &GlobalRateLimitReport) -> Value {
+    let mut service_stats = Map::new();
+    for (name, value) in &report.service_stats {
+        service_stats.insert(name.clone(), json!(value));
+    }
+    json!({
+        "calls": report.calls,
+        "stream_done_calls": report.stream_done_calls,
+        "ok": report.ok,
+        "over_limit": report.over_limit,
+        "error": report.error,
+        "timeouts": report.timeouts,
+        "failure_mode_allowed": report.failure_mode_allowed,
+        "failed_closed": report.failed_closed,
+        "passed_unlimited": report.passed_unlimited,
+        "redis_peak_keys": report.redis_peak_keys,
+        "service_stats": service_stats,
     })
 }
 
@@ -165,7 +286,7 @@ pub fn timeseries_csv(output: &RunOutput) -> String {
         text.push_str(column);
     }
     text.push_str(
-        ",backend_requests,spend_usd,cumulative_spend_usd,latency_ms_p50,latency_ms_p90,latency_ms_p99\n",
+        ",backend_requests,backend_retries,spend_usd,cumulative_spend_usd,latency_ms_p50,latency_ms_p90,latency_ms_p99\n",
     );
     let mut cumulative = vec![0.0f64; metrics.groups.len()];
     for row in &metrics.rows {
@@ -182,8 +303,8 @@ pub fn timeseries_csv(output: &RunOutput) -> String {
         }
         let _ = write!(
             text,
-            ",{},{:.9},{:.9}",
-            row.backend_requests, row.spend_usd, cumulative[row.group]
+            ",{},{},{:.9},{:.9}",
+            row.backend_requests, row.backend_retries, row.spend_usd, cumulative[row.group]
         );
         match &row.latency {
             Some(latency) => {
@@ -252,8 +373,9 @@ pub fn chart_series(scenario: &Scenario, output: &RunOutput) -> (OutcomeSeries, 
         outcomes.ok_2xx[index] += rate(row.statuses[0]);
         outcomes.rate_limited_429[index] += rate(row.statuses[1]);
         outcomes.overflow_503[index] += rate(row.statuses[3]);
-        outcomes.other[index] +=
-            rate(row.statuses[2] + row.statuses[4] + row.statuses[5] + row.statuses[6]);
+        outcomes.other[index] += rate(
+            row.statuses[2] + row.statuses[4] + row.statuses[5] + row.statuses[6] + row.statuses[7],
+        );
         spend[row.group][index] += row.spend_usd;
     }
     let clients = metrics
@@ -307,7 +429,132 @@ pub fn write_run(
     let (outcomes, spend) = chart_series(scenario, output);
     chart::write_outcomes(dir, "outcomes", &outcomes)?;
     chart::write_spend(dir, "spend", &spend)?;
+    if has_retries(scenario) {
+        chart::write_lines(dir, "backend-load", &backend_load_chart(scenario, output))?;
+    }
+    if has_endpoint_story(scenario) && !output.metrics.endpoint_rows.is_empty() {
+        chart::write_lines(dir, "endpoints", &endpoints_chart(scenario, output))?;
+    }
     Ok(())
+}
+
+/// True when Envoy or a client retries, or a client times out, so the
+/// load retries add to the backend is worth a chart.
+fn has_retries(scenario: &Scenario) -> bool {
+    scenario.gateway.routes.iter().any(|r| r.retry.is_some())
+        || scenario
+            .clients
+            .iter()
+            .any(|c| c.retries.is_some() || c.timeout.is_some())
+}
+
+/// True when endpoints behave differently over time or may be ejected,
+/// so the traffic each one gets is worth a chart.
+fn has_endpoint_story(scenario: &Scenario) -> bool {
+    scenario.backends.iter().any(|b| !b.schedule.is_empty())
+        || scenario
+            .gateway
+            .clusters
+            .iter()
+            .any(|c| c.outlier_detection.is_some())
+}
+
+/// Returns the number of buckets a line chart shows: those starting before
+/// the run ends, so a run ending on a bucket boundary draws no empty bucket
+/// as a drop.
+fn line_buckets(output: &RunOutput) -> usize {
+    let bucket = output.metrics.bucket.as_nanos().max(1);
+    output.end.as_nanos().div_ceil(bucket).max(1) as usize
+}
+
+/// Requests per second reaching the backends: first attempts and retries
+/// (by Envoy or by clients), every client together.
+pub fn backend_load_chart(scenario: &Scenario, output: &RunOutput) -> LineChart {
+    let metrics = &output.metrics;
+    let bucket_s = metrics.bucket.as_secs_f64();
+    let buckets = line_buckets(output);
+    let mut first = vec![0.0; buckets];
+    let mut retries = vec![0.0; buckets];
+    let mut timeouts = vec![0.0; buckets];
+    for row in &metrics.rows {
+        let index = (row.bucket as usize).min(buckets - 1);
+        first[index] += (row.backend_requests - row.backend_retries) as f64 / bucket_s;
+        retries[index] += row.backend_retries as f64 / bucket_s;
+        timeouts[index] += row.statuses[7] as f64 / bucket_s;
+    }
+    let points = |values: Vec<f64>| -> Vec<(f64, f64)> {
+        values
+            .into_iter()
+            .enumerate()
+            .map(|(bucket, value)| (bucket as f64 * bucket_s, value))
+            .collect()
+    };
+    let mut series = vec![
+        LineSeries {
+            name: "first attempts".to_string(),
+            points: points(first),
+            band: None,
+        },
+        LineSeries {
+            name: "retries".to_string(),
+            points: points(retries),
+            band: None,
+        },
+    ];
+    if timeouts.iter().any(|value| *value > 0.0) {
+        series.push(LineSeries {
+            name: "calls given up".to_string(),
+            points: points(timeouts),
+            band: None,
+        });
+    }
+    LineChart {
+        title: format!("{}: requests reaching the backends", scenario.name),
+        x_label: "simulated time (s)".to_string(),
+        y_label: "requests per second".to_string(),
+        series,
+    }
+}
+
+/// Requests per second each backend endpoint serves.
+pub fn endpoints_chart(scenario: &Scenario, output: &RunOutput) -> LineChart {
+    let metrics = &output.metrics;
+    let bucket_s = metrics.bucket.as_secs_f64();
+    let buckets = line_buckets(output);
+    let mut names = Vec::new();
+    for backend in &scenario.backends {
+        for index in 0..backend.endpoints {
+            names.push(format!("{} {index}", backend.name));
+        }
+    }
+    let mut values = vec![vec![0.0; buckets]; names.len()];
+    for (bucket, counts) in &metrics.endpoint_rows {
+        let index = (*bucket as usize).min(buckets - 1);
+        for (endpoint, count) in counts.iter().enumerate() {
+            if let Some(series) = values.get_mut(endpoint) {
+                series[index] += f64::from(*count) / bucket_s;
+            }
+        }
+    }
+    let series = names
+        .into_iter()
+        .zip(values)
+        .map(|(name, per_bucket)| LineSeries {
+            name,
+            points: per_bucket
+                .into_iter()
+                .enumerate()
+                .map(|(bucket, value)| (bucket as f64 * bucket_s, value))
+                .collect(),
+            band: None,
+        })
+        .collect();
+    LineChart {
+        title: format!("{}: requests per endpoint", scenario.name),
+        x_label: "simulated time (s)".to_string(),
+        y_label: "requests per second".to_string(),
+        series,
+    }
 }
 
 fn statuses_line(statuses: &std::collections::BTreeMap<u16, u64>) -> String {
@@ -316,9 +563,29 @@ fn statuses_line(statuses: &std::collections::BTreeMap<u16, u64>) -> String {
     }
     statuses
         .iter()
-        .map(|(status, count)| format!("{status} x{count}"))
+        .map(|(status, count)| format!("{} x{count}", status_name(*status)))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Formats the summary line of the global rate limit: responses, errors,
+/// and how many requests passed without their limit because a call failed.
+fn global_rate_limit_line(report: &GlobalRateLimitReport) -> String {
+    let mut line = format!(
+        "global rate limit: {} calls, {} ok, {} over limit, {} errors",
+        report.calls, report.ok, report.over_limit, report.error
+    );
+    if report.timeouts > 0 {
+        let _ = write!(line, " ({} timed out)", report.timeouts);
+    }
+    if report.error > 0 {
+        let _ = write!(
+            line,
+            "; {} requests passed unlimited (fail open), {} rejected with an error (fail closed)",
+            report.passed_unlimited, report.failed_closed
+        );
+    }
+    line
 }
 
 /// The short summary printed after a run.
@@ -341,9 +608,14 @@ pub fn human_summary(scenario: &Scenario, output: &RunOutput, dir: &Path) -> Str
     );
     for group in &metrics.groups {
         let latency = LatencySummary::from_histogram(&group.latency);
+        let sent = if group.client_retries > 0 {
+            format!(" ({} sent with retries)", group.http_requests)
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             text,
-            "  {}: {} requests; {}; p50 {:.1} ms, p99 {:.1} ms; spend ${:.4}",
+            "  {}: {} requests{sent}; {}; p50 {:.1} ms, p99 {:.1} ms; spend ${:.4}",
             group.name,
             group.requests,
             statuses_line(&group.statuses),
@@ -363,6 +635,34 @@ pub fn human_summary(scenario: &Scenario, output: &RunOutput, dir: &Path) -> Str
         text,
         "  backend requests {backend} ({retries} retries); spend ${spend:.4}"
     );
+    let client_retries: u64 = metrics.groups.iter().map(|g| g.client_retries).sum();
+    let client_timeouts: u64 = metrics.groups.iter().map(|g| g.client_timeouts).sum();
+    if client_retries + client_timeouts > 0 {
+        let _ = writeln!(
+            text,
+            "  client retries {client_retries}, client timeouts {client_timeouts}"
+        );
+    }
+    let duplicates: u64 = metrics.groups.iter().map(|g| g.duplicate_executions).sum();
+    if duplicates > 0 {
+        let _ = writeln!(
+            text,
+            "  {duplicates} repeated backend executions of POST or PATCH calls"
+        );
+    }
+    let ejections: u64 = output
+        .envoy_stats
+        .0
+        .iter()
+        .filter(|(name, _)| name.ends_with(".outlier_detection.ejections_enforced_total"))
+        .map(|(_, count)| count)
+        .sum();
+    if ejections > 0 {
+        let _ = writeln!(text, "  outlier ejections {ejections}");
+    }
+    if let Some(global) = &output.global_rate_limit {
+        let _ = writeln!(text, "  {}", global_rate_limit_line(global));
+    }
     if output.in_flight_at_end > 0 {
         let _ = writeln!(
             text,

@@ -43,8 +43,13 @@ pub fn is_retriable(policy: &RetryPolicy, outcome: AttemptOutcome) -> bool {
                 || (on.retriable_4xx && status == 409)
                 || (on.retriable_status_codes && policy.retriable_status_codes.contains(&status))
         }
+        // Nothing was sent upstream yet, so `reset-before-request` applies.
         AttemptOutcome::ConnectFailure => {
-            on.connect_failure || on.reset || on.server_error_5xx || on.gateway_error
+            on.connect_failure
+                || on.reset_before_request
+                || on.reset
+                || on.server_error_5xx
+                || on.gateway_error
         }
         AttemptOutcome::Reset | AttemptOutcome::PerTryTimeout => {
             on.reset || on.server_error_5xx || on.gateway_error
@@ -153,6 +158,23 @@ mod tests {
         assert!(is_retriable(&codes, response(503)));
         assert!(!is_retriable(&codes, response(500)));
         assert!(!is_retriable(&codes, AttemptOutcome::Reset));
+
+        let before_request = policy(
+            RetryOn {
+                reset_before_request: true,
+                ..RetryOn::default()
+            },
+            vec![],
+        );
+        assert!(is_retriable(
+            &before_request,
+            AttemptOutcome::ConnectFailure
+        ));
+        assert!(!is_retriable(&before_request, AttemptOutcome::Reset));
+        assert!(!is_retriable(
+            &before_request,
+            AttemptOutcome::PerTryTimeout
+        ));
 
         let four_xx = policy(
             RetryOn {

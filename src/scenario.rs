@@ -7,13 +7,25 @@
 //! format is documented in `docs/scenario-format.md`; this module and that
 //! page change together.
 
+mod backend;
 mod client;
+mod rate_limit_mode;
+mod rate_limit_service;
 mod sweep;
 mod trace;
+mod variants;
 
-pub use client::{ClientKind, ClientSpec, Connection, OpenArrival, RequestTemplate};
+pub use backend::{BackendWindow, EndpointFailure, Overload};
+pub use client::{
+    BackoffKind, ClientKind, ClientRetries, ClientSpec, Connection, OpenArrival, RequestTemplate,
+};
+pub use rate_limit_mode::RateLimitMode;
+pub use rate_limit_service::{Fault, FaultKind, RateLimitServiceSpec, RedisSpec};
 pub use sweep::{DEFAULT_METRICS, Goal, Parameter, SweepMetric, SweepSpec, expand_range};
 pub use trace::{TraceColumns, TraceRow, parse_trace, read_trace};
+pub use variants::{
+    CompareSpec, Variant, is_valid_name as is_valid_variant_name, parse_cli_override,
+};
 
 use std::path::{Path, PathBuf};
 
@@ -42,6 +54,12 @@ pub struct Scenario {
     pub backends: Vec<BackendSpec>,
     pub clients: Vec<ClientSpec>,
     pub gateway: GatewayModel,
+    /// The rate limit service and Redis behind global rate limits.
+    pub rate_limit_service: RateLimitServiceSpec,
+    /// Set when every policy's rate limit was rewritten to this mode.
+    pub rate_limit_mode: Option<RateLimitMode>,
+    /// Variants for `trafficsim compare`, from the `compare:` section.
+    pub compare: Option<CompareSpec>,
     /// Manifest paths read, as written, for the run manifest.
     pub manifest_sources: Vec<String>,
     pub output: OutputSpec,
@@ -65,6 +83,9 @@ pub struct EnvoySpec {
     pub upstream_latency: SimDuration,
     /// Time to open an upstream TCP connection.
     pub connect_time: SimDuration,
+    /// Envoy's cluster `update_merge_window`: how long host health changes
+    /// may wait before reaching the workers' load balancers.
+    pub update_merge_window: SimDuration,
     /// Replaces every local rate limit's LRU capacity for per-value
     /// buckets (Envoy's route-level `max_dynamic_descriptors`, which Envoy
     /// Gateway leaves at Envoy's default of 20).
@@ -109,6 +130,14 @@ pub struct BackendSpec {
     pub per_output_token: SimDuration,
     pub errors: Vec<ErrorResponse>,
     pub cost: CostModel,
+    /// Windows of changed behaviour, in the order written.
+    pub schedule: Vec<BackendWindow>,
+    pub overload: Option<Overload>,
+    /// Attempts one endpoint keeps waiting when all its `concurrency` slots
+    /// are busy; `None` is unbounded. An attempt that finds the queue full
+    /// is answered with `queue_full_status` at once.
+    pub queue_capacity: Option<u32>,
+    pub queue_full_status: u16,
 }
 
 /// A share of requests answered with an error status.
@@ -116,6 +145,8 @@ pub struct BackendSpec {
 pub struct ErrorResponse {
     pub status: u16,
     pub probability: f64,
+    /// Sent as the `retry-after` header of these responses.
+    pub retry_after: Option<SimDuration>,
 }
 
 /// What one request reaching the backend costs.
@@ -175,12 +206,15 @@ const TOP_FIELDS: &[&str] = &[
     "duration",
     "start_time",
     "envoy",
+    "rate_limit_service",
+    "rate_limit_mode",
     "manifests",
     "backends",
     "clients",
     "output",
     "limits",
     "sweep",
+    "compare",
 ];
 
 /// Reads and validates a scenario file and everything it references.
@@ -296,6 +330,22 @@ fn read_scenario(
         Some(node) => read_limits(node, diagnostics),
         None => Some(Limits::default()),
     };
+    let rate_limit_service = match fields.get("rate_limit_service") {
+        Some(node) => rate_limit_service::read(node, diagnostics),
+        None => Some(RateLimitServiceSpec::default()),
+    };
+    let rate_limit_mode = match fields.get("rate_limit_mode") {
+        Some(node) => match node.one_of(diagnostics, &["local", "global"]) {
+            Some("local") => Some(Some(RateLimitMode::Local)),
+            Some(_) => Some(Some(RateLimitMode::Global)),
+            None => None,
+        },
+        None => Some(None),
+    };
+    let compare = match fields.get("compare") {
+        Some(node) => variants::read_compare(node, diagnostics).map(Some),
+        None => Some(None),
+    };
     let sweep = match fields.get("sweep") {
         Some(node) => sweep::read_sweep(node, diagnostics).map(Some),
         None => Some(None),
@@ -309,18 +359,20 @@ fn read_scenario(
         .and_then(|node| client::read_clients(node, path, diagnostics));
 
     let mut manifest_sources = Vec::new();
-    let gateway = match fields.require("manifests", diagnostics) {
-        Some(node) => read_manifests(
-            node,
-            path,
-            object_overrides,
-            &mut manifest_sources,
-            diagnostics,
-        ),
-        None => None,
+    let gateway = match (fields.require("manifests", diagnostics), rate_limit_mode) {
+        (Some(node), Some(mode)) => {
+            let edits = ManifestEdits {
+                overrides: object_overrides,
+                mode,
+            };
+            read_manifests(node, path, &edits, &mut manifest_sources, diagnostics)
+        }
+        _ => None,
     };
 
     let (envoy, output, limits, sweep) = (envoy?, output?, limits?, sweep?);
+    let (rate_limit_service, rate_limit_mode, compare) =
+        (rate_limit_service?, rate_limit_mode?, compare?);
     let (backends, clients, gateway) = (backends?, clients?, gateway?);
     check_backend_references(&gateway, &backends, root, diagnostics);
     check_endless_clients(&clients, duration, root, diagnostics);
@@ -335,6 +387,9 @@ fn read_scenario(
         backends,
         clients,
         gateway,
+        rate_limit_service,
+        rate_limit_mode,
+        compare,
         manifest_sources,
         output,
         limits,
@@ -373,6 +428,7 @@ fn default_envoy() -> EnvoySpec {
         client_latency: SimDuration::from_micros(200),
         upstream_latency: SimDuration::from_micros(100),
         connect_time: SimDuration::ZERO,
+        update_merge_window: SimDuration::from_secs(1),
         max_dynamic_descriptors: None,
     }
 }
@@ -388,6 +444,7 @@ fn read_envoy(node: &Node, diagnostics: &mut Diagnostics) -> Option<EnvoySpec> {
             "client_latency",
             "upstream_latency",
             "connect_time",
+            "update_merge_window",
             "max_dynamic_descriptors",
         ],
     )?;
@@ -419,6 +476,9 @@ fn read_envoy(node: &Node, diagnostics: &mut Diagnostics) -> Option<EnvoySpec> {
     }
     if let Some(n) = fields.get("connect_time") {
         envoy.connect_time = n.duration(diagnostics)?;
+    }
+    if let Some(n) = fields.get("update_merge_window") {
+        envoy.update_merge_window = n.duration(diagnostics)?;
     }
     if let Some(n) = fields.get("max_dynamic_descriptors") {
         envoy.max_dynamic_descriptors =
@@ -585,6 +645,10 @@ fn read_backend(node: &Node, diagnostics: &mut Diagnostics) -> Option<BackendSpe
             "per_output_token",
             "errors",
             "cost",
+            "schedule",
+            "overload",
+            "queue_capacity",
+            "queue_full_status",
         ],
     )?;
     let name = fields
@@ -617,6 +681,24 @@ fn read_backend(node: &Node, diagnostics: &mut Diagnostics) -> Option<BackendSpe
         Some(n) => read_cost(n, diagnostics),
         None => Some(CostModel::default()),
     };
+    let schedule = match fields.get("schedule") {
+        Some(n) => backend::read_schedule(n, endpoints, diagnostics),
+        None => Some(Vec::new()),
+    };
+    let overload = match fields.get("overload") {
+        Some(n) => backend::read_overload(n, diagnostics).map(Some),
+        None => Some(None),
+    };
+    let queue_capacity = match fields.get("queue_capacity") {
+        Some(n) => n
+            .int_in(diagnostics, 0, i64::from(u32::MAX))
+            .map(|v| Some(v as u32)),
+        None => Some(None),
+    };
+    let queue_full_status = match fields.get("queue_full_status") {
+        Some(n) => n.int_in(diagnostics, 100, 599).map(|v| v as u16),
+        None => Some(503),
+    };
     Some(BackendSpec {
         name: name?,
         namespace,
@@ -626,6 +708,10 @@ fn read_backend(node: &Node, diagnostics: &mut Diagnostics) -> Option<BackendSpe
         per_output_token: per_output_token?,
         errors: errors?,
         cost: cost?,
+        schedule: schedule?,
+        overload: overload?,
+        queue_capacity: queue_capacity?,
+        queue_full_status: queue_full_status?,
     })
 }
 
@@ -633,18 +719,23 @@ fn read_errors(node: &Node, diagnostics: &mut Diagnostics) -> Option<Vec<ErrorRe
     let mut errors = Vec::new();
     let mut total = 0.0;
     for item in node.seq(diagnostics)? {
-        let fields = item.fields(diagnostics, &["status", "probability"])?;
+        let fields = item.fields(diagnostics, &["status", "probability", "retry_after"])?;
         let status = fields
             .require("status", diagnostics)
             .and_then(|n| n.int_in(diagnostics, 100, 599));
         let probability = fields
             .require("probability", diagnostics)
             .and_then(|n| n.f64_in(diagnostics, 0.0, 1.0));
-        let (status, probability) = (status?, probability?);
+        let retry_after = match fields.get("retry_after") {
+            Some(n) => Some(Some(n.duration(diagnostics)?)),
+            None => Some(None),
+        };
+        let (status, probability, retry_after) = (status?, probability?, retry_after?);
         total += probability;
         errors.push(ErrorResponse {
             status: status as u16,
             probability,
+            retry_after,
         });
     }
     if total > 1.0 + 1e-9 {
@@ -677,12 +768,19 @@ fn read_cost(node: &Node, diagnostics: &mut Diagnostics) -> Option<CostModel> {
     })
 }
 
+/// What is changed in the manifests before they are read: object
+/// overrides, then the rate limit mode.
+struct ManifestEdits<'a> {
+    overrides: &'a [&'a Override],
+    mode: Option<RateLimitMode>,
+}
+
 /// Reads `manifests:`: paths (files or folders, relative to the scenario)
 /// and inline Kubernetes objects, then translates them.
 fn read_manifests(
     node: &Node,
     scenario_path: &Path,
-    object_overrides: &[&Override],
+    edits: &ManifestEdits<'_>,
     sources: &mut Vec<String>,
     diagnostics: &mut Diagnostics,
 ) -> Option<GatewayModel> {
@@ -713,10 +811,14 @@ fn read_manifests(
     // Paths that exist and inline objects are still read when another
     // item is missing, so their problems are reported in the same pass.
     let complete = paths.len() + inline.len() == items.len();
+    let object_overrides = edits.overrides;
     let mut matched = vec![0usize; object_overrides.len()];
     let mut edit = |root: &mut Node| -> Result<(), String> {
         for (index, over) in object_overrides.iter().enumerate() {
             matched[index] += overrides::apply_to_objects(root, over)?;
+        }
+        if let Some(mode) = edits.mode {
+            rate_limit_mode::rewrite_document(root, mode);
         }
         Ok(())
     };

@@ -5,23 +5,34 @@
 //! environment and no file, and it is single-threaded. Each component draws
 //! from its own named random stream, so adding a client does not change the
 //! draws of any other. The submodules split the world by concept: clients
-//! (`workload`), Envoy's request path (`proxy`), backend endpoints
-//! (`backend`) and Envoy's stat names (`stats`).
+//! (`workload`), Envoy's request path (`proxy`), its router (`router`) and
+//! upstream connections with outlier detection (`upstream`), backend
+//! endpoints (`backend`) and Envoy's stat names (`stats`).
 
 mod backend;
+mod call;
 mod proxy;
+mod rate_limit_service;
+mod router;
 mod stats;
+mod upstream;
 mod workload;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
 
 use crate::engine::EventQueue;
+use crate::global_rate_limit::CallResult;
 use crate::metrics::Metrics;
 use crate::rng::Streams;
 use crate::scenario::Scenario;
 use crate::time::{SimDuration, SimTime};
 
+pub use proxy::OutlierEvent;
+pub use rate_limit_service::GlobalRateLimitReport;
 pub use stats::EnvoyStats;
+
+use crate::scenario::EndpointFailure;
 
 /// A slab slot handle: index plus generation, so an event about a freed
 /// and reused slot is recognised as stale.
@@ -130,6 +141,15 @@ pub(crate) enum Event {
         instance: u32,
         slot: u32,
     },
+    /// A client's timeout for try number `try_number` of a call fired.
+    ClientTimeout {
+        call: Handle,
+        try_number: u32,
+    },
+    /// A client's wait before retrying a call ended.
+    ClientRetry {
+        call: Handle,
+    },
     /// A request reached its Envoy replica.
     ArriveAtProxy {
         request: Handle,
@@ -145,21 +165,51 @@ pub(crate) enum Event {
         worker: u32,
         host: u32,
     },
+    /// An upstream connection attempt was rejected or timed out.
+    ConnectFailed {
+        replica: u32,
+        cluster: u32,
+        worker: u32,
+        host: u32,
+        timed_out: bool,
+    },
     /// An attempt reached its backend endpoint.
     BackendArrive {
         endpoint: u32,
         work: backend::BackendWork,
     },
-    /// An endpoint finished serving an attempt.
+    /// An endpoint finished serving an attempt it took in `epoch`.
     BackendDone {
         endpoint: u32,
         attempt: Handle,
         status: u16,
+        retry_after: Option<SimDuration>,
+        epoch: u32,
     },
     /// Response headers of an attempt reached Envoy.
     UpstreamResponse {
         attempt: Handle,
         status: u16,
+        retry_after: Option<SimDuration>,
+    },
+    /// The backend reset an attempt's stream or closed its connection.
+    UpstreamReset {
+        attempt: Handle,
+    },
+    /// An endpoint's `refuse` or `no_answer` window starts.
+    EndpointFailureStarts {
+        endpoint: u32,
+        failure: EndpointFailure,
+    },
+    /// An outlier detector's interval timer fired.
+    OutlierTick {
+        replica: u32,
+        cluster: u32,
+    },
+    /// Host health changes held by the update merge window are due.
+    HealthDelivery {
+        replica: u32,
+        cluster: u32,
     },
     RetryBackoffDone {
         request: Handle,
@@ -174,6 +224,30 @@ pub(crate) enum Event {
     ResponseAtClient {
         request: Handle,
         status: u16,
+        retry_after: Option<SimDuration>,
+    },
+    /// A global rate limit call reached its service replica.
+    RateLimitCallArrive {
+        call: Handle,
+    },
+    /// Redis runs the pipeline of a call.
+    RedisExecute {
+        call: Handle,
+    },
+    /// Redis's response reached the service replica.
+    RedisResponse {
+        call: Handle,
+    },
+    /// The result of a call reached the Envoy filter waiting for it.
+    RateLimitResponse {
+        request: Handle,
+        call: Handle,
+        result: CallResult,
+    },
+    /// Envoy's deadline for a call passed.
+    RateLimitTimeout {
+        request: Handle,
+        call: Handle,
     },
 }
 
@@ -182,6 +256,8 @@ pub(crate) enum Event {
 pub enum Truncation {
     MaxEvents(u64),
     MaxInFlight(u64),
+    /// The stop flag was set at this simulated time.
+    Interrupted(SimTime),
 }
 
 impl std::fmt::Display for Truncation {
@@ -196,6 +272,11 @@ impl std::fmt::Display for Truncation {
                 f,
                 "stopped with {limit} requests in flight (limits.max_in_flight); the system is \
                  overloaded without bound, or raise the limit in the scenario's `limits:` section"
+            ),
+            Truncation::Interrupted(at) => write!(
+                f,
+                "interrupted at {at} of simulated time; the outputs cover the run up to there \
+                 and are partial"
             ),
         }
     }
@@ -220,6 +301,12 @@ pub struct RunOutput {
     pub peak_active_requests: BTreeMap<String, u32>,
     /// Per-request records, when asked for.
     pub requests: Vec<RequestRecord>,
+    /// Outlier ejections and returns, in time order (at most 1000).
+    pub outlier_events: Vec<OutlierEvent>,
+    /// Ejections and returns beyond those kept.
+    pub outlier_events_dropped: u64,
+    /// Global rate limiting, when a route has a global limit.
+    pub global_rate_limit: Option<GlobalRateLimitReport>,
 }
 
 /// What to keep beyond the aggregate metrics.
@@ -228,21 +315,31 @@ pub struct RunOptions {
     /// Keep one [`RequestRecord`] per completed request. Memory then grows
     /// with the number of requests.
     pub record_requests: bool,
+    /// When this flag is set (for example on Ctrl-C) the run stops at the
+    /// next check, every 1024 events, and is marked as interrupted.
+    pub stop: Option<&'static AtomicBool>,
 }
 
-/// One completed request, kept when [`RunOptions::record_requests`] is set.
+/// One completed client call, kept when [`RunOptions::record_requests`]
+/// is set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RequestRecord {
     /// Index of the client definition in the scenario.
     pub group: u32,
     pub instance: u32,
+    /// When the client sent the call's first request.
     pub sent: SimTime,
     pub completed: SimTime,
+    /// Final status; [`crate::metrics::CLIENT_TIMEOUT_STATUS`] when the
+    /// client gave up waiting.
     pub status: u16,
-    /// Upstream attempts made (0 for a local reply).
+    /// Upstream attempts Envoy made for the last request of the call
+    /// (`x-envoy-attempt-count`; 0 for a local reply or a timeout).
     pub attempts: u32,
-    /// Index, within the route's cluster, of the host of the last attempt;
-    /// `None` for a local reply.
+    /// Requests the client sent for the call: 1 plus its own retries.
+    pub tries: u32,
+    /// Index, within the route's cluster, of the host of the last attempt
+    /// of the call's last request; `None` for a local reply.
     pub last_host: Option<u32>,
 }
 
@@ -269,6 +366,7 @@ pub(crate) struct World<'s> {
     pub workload: workload::Workload,
     pub proxies: proxy::Proxies,
     pub backends: backend::Backends,
+    pub rate_limit_service: rate_limit_service::RateLimitService,
     pub notes: Vec<String>,
     pub options: RunOptions,
     pub records: Vec<RequestRecord>,
@@ -284,8 +382,10 @@ impl<'s> World<'s> {
             .map(|client| (client.name.clone(), client.count))
             .collect();
         let backends = backend::Backends::new(scenario, &streams);
+        let endpoints = backends.endpoints.len();
         let proxies = proxy::Proxies::new(scenario, &backends, &streams);
         let workload = workload::Workload::new(scenario, &streams);
+        let rate_limit_service = rate_limit_service::RateLimitService::new(scenario, &streams);
         let end = match scenario.duration {
             Some(duration) => SimTime::ZERO + duration,
             None => SimTime::ZERO + scenario.limits.max_duration,
@@ -294,10 +394,11 @@ impl<'s> World<'s> {
             scenario,
             queue: EventQueue::new(),
             streams,
-            metrics: Metrics::new(&groups, scenario.output.bucket),
+            metrics: Metrics::new(&groups, scenario.output.bucket, endpoints),
             workload,
             proxies,
             backends,
+            rate_limit_service,
             notes: Vec::new(),
             options: RunOptions::default(),
             records: Vec::new(),
@@ -307,6 +408,42 @@ impl<'s> World<'s> {
 
     fn start(&mut self) {
         self.notes.extend(self.proxies.startup_notes(self.scenario));
+        for (cluster, spec) in self.scenario.gateway.clusters.iter().enumerate() {
+            let Some(detection) = &spec.outlier_detection else {
+                continue;
+            };
+            if detection.interval.is_zero() {
+                continue;
+            }
+            for replica in 0..self.scenario.envoy.replicas {
+                self.queue.schedule_at(
+                    SimTime::ZERO + detection.interval,
+                    Event::OutlierTick {
+                        replica,
+                        cluster: cluster as u32,
+                    },
+                );
+            }
+        }
+        for (endpoint, state) in self.backends.endpoints.iter().enumerate() {
+            let backend = &self.scenario.backends[state.backend];
+            for window in &backend.schedule {
+                let covered = window
+                    .endpoints
+                    .as_ref()
+                    .is_none_or(|list| list.contains(&state.index));
+                let failure = window.failure.filter(|f| *f != EndpointFailure::Reset);
+                if let (true, Some(failure)) = (covered, failure) {
+                    self.queue.schedule_at(
+                        SimTime::ZERO + window.from,
+                        Event::EndpointFailureStarts {
+                            endpoint: endpoint as u32,
+                            failure,
+                        },
+                    );
+                }
+            }
+        }
         for (group, client) in self.scenario.clients.iter().enumerate() {
             if client.after.is_none() {
                 self.queue.schedule_at(
@@ -339,6 +476,15 @@ impl<'s> World<'s> {
                 self.workload.truncated = Some(Truncation::MaxInFlight(limits.max_in_flight));
                 break;
             }
+            if self.queue.events_processed().is_multiple_of(1024)
+                && self
+                    .options
+                    .stop
+                    .is_some_and(|flag| flag.load(std::sync::atomic::Ordering::Relaxed))
+            {
+                self.workload.truncated = Some(Truncation::Interrupted(self.queue.now()));
+                break;
+            }
             let Some((now, event)) = self.queue.pop() else {
                 break;
             };
@@ -351,6 +497,8 @@ impl<'s> World<'s> {
         match event {
             Event::GroupStart { group } => self.start_group(group as usize),
             Event::ClientSend { instance, slot } => self.client_send(instance, slot),
+            Event::ClientTimeout { call, try_number } => self.client_timeout(call, try_number),
+            Event::ClientRetry { call } => self.client_retry(call),
             Event::ArriveAtProxy { request } => self.arrive_at_proxy(request),
             Event::FaultDelayDone { request } => self.after_fault_delay(request),
             Event::Connected {
@@ -359,17 +507,49 @@ impl<'s> World<'s> {
                 worker,
                 host,
             } => self.connected(replica, cluster, worker, host),
+            Event::ConnectFailed {
+                replica,
+                cluster,
+                worker,
+                host,
+                timed_out,
+            } => self.connect_failed(replica, cluster, worker, host, timed_out),
             Event::BackendArrive { endpoint, work } => self.backend_arrive(endpoint, work),
             Event::BackendDone {
                 endpoint,
                 attempt,
                 status,
-            } => self.backend_done(endpoint, attempt, status),
-            Event::UpstreamResponse { attempt, status } => self.upstream_response(attempt, status),
+                retry_after,
+                epoch,
+            } => self.backend_done(endpoint, attempt, status, retry_after, epoch),
+            Event::UpstreamResponse {
+                attempt,
+                status,
+                retry_after,
+            } => self.upstream_response(attempt, status, retry_after),
+            Event::UpstreamReset { attempt } => self.upstream_reset(attempt),
+            Event::EndpointFailureStarts { endpoint, failure } => {
+                self.endpoint_failure_starts(endpoint, failure)
+            }
+            Event::OutlierTick { replica, cluster } => self.outlier_tick(replica, cluster),
+            Event::HealthDelivery { replica, cluster } => self.health_delivery(replica, cluster),
             Event::RetryBackoffDone { request } => self.retry_backoff_done(request),
             Event::RouteTimeout { request } => self.route_timeout(request),
             Event::PerTryTimeout { attempt } => self.per_try_timeout(attempt),
-            Event::ResponseAtClient { request, status } => self.response_at_client(request, status),
+            Event::ResponseAtClient {
+                request,
+                status,
+                retry_after,
+            } => self.response_at_client(request, status, retry_after),
+            Event::RateLimitCallArrive { call } => self.rate_limit_call_arrive(call),
+            Event::RedisExecute { call } => self.redis_execute(call),
+            Event::RedisResponse { call } => self.redis_response(call),
+            Event::RateLimitResponse {
+                request,
+                call,
+                result,
+            } => self.rate_limit_response(request, call, result),
+            Event::RateLimitTimeout { request, call } => self.rate_limit_timeout(request, call),
         }
     }
 
@@ -382,6 +562,7 @@ impl<'s> World<'s> {
         self.metrics.advance(end);
         self.metrics.finish();
         let envoy_stats = self.proxies.collect_stats(self.scenario);
+        self.notes.extend(self.proxies.outlier_notes(self.scenario));
         let peak_active_requests = self.proxies.peak_active_requests(self.scenario);
         RunOutput {
             seed: self.streams.seed(),
@@ -393,7 +574,10 @@ impl<'s> World<'s> {
             notes: self.notes,
             peak_active_requests,
             requests: self.records,
+            global_rate_limit: self.rate_limit_service.report(),
             metrics: self.metrics,
+            outlier_events: std::mem::take(&mut self.proxies.outlier_events),
+            outlier_events_dropped: self.proxies.outlier_events_dropped,
         }
     }
 

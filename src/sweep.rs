@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use rayon::prelude::*;
@@ -329,11 +329,13 @@ pub fn measure(output: &RunOutput) -> Vec<f64> {
 
 /// Runs the jobs of `shard` (all jobs without one) on `threads` threads
 /// (0 means all cores), reporting progress on stderr when it is a
-/// terminal.
+/// terminal. When `stop` is set (Ctrl-C), runs not yet finished are
+/// dropped and the result holds only the finished ones.
 pub fn run(
     plan: &SweepPlan,
     shard: Option<Shard>,
     threads: usize,
+    stop: Option<&'static AtomicBool>,
 ) -> Result<Vec<JobResult>, SweepError> {
     let points: Vec<usize> = (0..plan.point_count())
         .filter(|point| shard.is_none_or(|s| s.owns_point(*point)))
@@ -362,24 +364,35 @@ pub fn run(
             .flat_map(|(index, _)| (0..plan.spec.seeds).map(move |seed| (index, seed)))
             .collect();
         let progress = Progress::new(jobs.len());
-        let results = jobs
+        let options = sim::RunOptions {
+            stop,
+            ..sim::RunOptions::default()
+        };
+        let stopped = || stop.is_some_and(|flag| flag.load(Ordering::Relaxed));
+        let results: Vec<Option<JobResult>> = jobs
             .par_iter()
             .map(|(index, seed_index)| {
+                if stopped() {
+                    return None;
+                }
                 let (point, scenario) = &scenarios[*index];
                 let seed = plan.base_seed.wrapping_add(u64::from(*seed_index));
-                let output = sim::run(scenario, seed);
+                let output = sim::run_with(scenario, seed, options);
+                if matches!(output.truncated, Some(sim::Truncation::Interrupted(_))) {
+                    return None;
+                }
                 progress.tick();
-                JobResult {
+                Some(JobResult {
                     job: point * plan.spec.seeds as usize + *seed_index as usize,
                     point: *point,
                     seed,
                     values: measure(&output),
                     truncated: output.truncated.is_some(),
-                }
+                })
             })
             .collect();
         progress.finish();
-        Ok(results)
+        Ok(results.into_iter().flatten().collect())
     })
 }
 
@@ -672,6 +685,7 @@ pub fn results_json(plan: &SweepPlan, shard: Option<Shard>, results: &[JobResult
         "plan": plan.to_json(),
         "shard": shard.map(|s| json!([s.index, s.count])),
         "jobs_total": plan.job_count(),
+        "partial": results.len() < plan.job_count() && shard.is_none(),
         "metric_order": SweepMetric::ALL.iter().map(|m| m.name()).collect::<Vec<_>>(),
         "results": sorted.iter().map(|r| json!({
             "job": r.job, "point": r.point, "seed": r.seed, "values": r.values, "truncated": r.truncated,

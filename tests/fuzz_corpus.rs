@@ -52,7 +52,7 @@ fn trace_corpus_never_panics() {
 #[test]
 fn inline_seed_scenarios_load() {
     // The seeds are only useful to the fuzzer if they reach the simulation.
-    for name in ["tiers.yaml", "open.yaml", "closed.yaml"] {
+    for name in ["tiers.yaml", "open.yaml", "closed.yaml", "global.yaml"] {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("fuzz/corpus/scenario")
             .join(name);

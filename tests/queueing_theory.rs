@@ -34,6 +34,7 @@ fn load(file: &str) -> Scenario {
 fn records(scenario: &Scenario, seed: u64) -> Vec<RequestRecord> {
     let options = RunOptions {
         record_requests: true,
+        ..RunOptions::default()
     };
     sim::run_with(scenario, seed, options).requests
 }

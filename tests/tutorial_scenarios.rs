@@ -15,6 +15,7 @@ fn run(file: &str) -> (scenario::Scenario, RunOutput) {
     };
     let options = RunOptions {
         record_requests: true,
+        ..RunOptions::default()
     };
     let output = sim::run_with(&scenario, scenario.seed, options);
     (scenario, output)

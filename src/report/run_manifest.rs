@@ -4,11 +4,14 @@
 use serde_json::{Value, json};
 
 use crate::gateway::{
-    Cluster, GatewayModel, LoadBalancer, LocalRateLimit, PathMatch, RateLimitAction, Route,
-    RouteAction, TokenBucketSpec,
+    Cluster, GatewayModel, GlobalRateLimit, HitsAddend, LoadBalancer, LocalRateLimit, PathMatch,
+    RateLimitAction, Route, RouteAction, TokenBucketSpec,
 };
 use crate::local_rate_limit::RefillModel;
-use crate::scenario::{ClientKind, ClientSpec, Connection, OpenArrival, Scenario};
+use crate::scenario::{
+    BackendWindow, ClientKind, ClientSpec, Connection, EndpointFailure, Fault, FaultKind,
+    OpenArrival, RateLimitServiceSpec, Scenario,
+};
 use crate::time::SimDuration;
 
 fn seconds(duration: SimDuration) -> f64 {
@@ -39,8 +42,11 @@ pub fn run_manifest(scenario: &Scenario, seed: u64, tool_version: &str) -> Value
             "client_latency_s": seconds(envoy.client_latency),
             "upstream_latency_s": seconds(envoy.upstream_latency),
             "connect_time_s": seconds(envoy.connect_time),
+            "update_merge_window_s": seconds(envoy.update_merge_window),
             "max_dynamic_descriptors": envoy.max_dynamic_descriptors,
         },
+        "rate_limit_service": rate_limit_service_json(&scenario.rate_limit_service),
+        "rate_limit_mode": scenario.rate_limit_mode.map(|mode| mode.name()),
         "manifests": scenario.manifest_sources,
         "backends": scenario.backends.iter().map(|backend| json!({
             "name": backend.name,
@@ -49,7 +55,16 @@ pub fn run_manifest(scenario: &Scenario, seed: u64, tool_version: &str) -> Value
             "concurrency_per_endpoint": backend.concurrency,
             "service_time": backend.service_time.to_json("s"),
             "per_output_token_s": seconds(backend.per_output_token),
-            "errors": backend.errors.iter().map(|e| json!({"status": e.status, "probability": e.probability})).collect::<Vec<_>>(),
+            "errors": backend.errors.iter().map(|e| json!({
+                "status": e.status, "probability": e.probability,
+                "retry_after_s": e.retry_after.map(seconds),
+            })).collect::<Vec<_>>(),
+            "schedule": backend.schedule.iter().map(window_json).collect::<Vec<_>>(),
+            "overload": backend.overload.map(|o| json!({
+                "threshold": o.threshold, "slowdown_per_request": o.slowdown_per_request,
+            })),
+            "queue_capacity": backend.queue_capacity,
+            "queue_full_status": backend.queue_full_status,
             "cost": {
                 "per_request_usd": backend.cost.per_request_usd,
                 "input_usd_per_million_tokens": backend.cost.input_usd_per_million,
@@ -64,6 +79,55 @@ pub fn run_manifest(scenario: &Scenario, seed: u64, tool_version: &str) -> Value
             "max_in_flight": scenario.limits.max_in_flight,
             "max_duration_s": seconds(scenario.limits.max_duration),
         },
+    })
+}
+
+fn window_json(window: &BackendWindow) -> Value {
+    json!({
+        "from_s": seconds(window.from),
+        "to_s": window.to.map(seconds),
+        "endpoints": window.endpoints,
+        "status": window.status,
+        "error_probability": window.error_probability,
+        "retry_after_s": window.retry_after.map(seconds),
+        "add_delay_s": seconds(window.add_delay),
+        "slowdown_factor": window.slowdown_factor,
+        "failure": window.failure.map(|f| match f {
+            EndpointFailure::Refuse => "refuse",
+            EndpointFailure::NoAnswer => "no_answer",
+            EndpointFailure::Reset => "reset",
+        }),
+    })
+}
+
+fn rate_limit_service_json(spec: &RateLimitServiceSpec) -> Value {
+    json!({
+        "replicas": spec.replicas,
+        "network_latency_s": seconds(spec.network_latency),
+        "service_time": spec.service_time.to_json("s"),
+        "timeout_s": seconds(spec.timeout),
+        "fail_closed": spec.fail_closed,
+        "local_cache": spec.local_cache,
+        "faults": spec.faults.iter().map(fault_json).collect::<Vec<_>>(),
+        "redis": {
+            "network_latency_s": seconds(spec.redis.network_latency),
+            "service_time": spec.redis.service_time.to_json("s"),
+            "faults": spec.redis.faults.iter().map(fault_json).collect::<Vec<_>>(),
+        },
+    })
+}
+
+fn fault_json(fault: &Fault) -> Value {
+    let delay = match fault.kind {
+        FaultKind::Slow { delay } => Some(seconds(delay)),
+        FaultKind::Down | FaultKind::Partition => None,
+    };
+    json!({
+        "kind": fault.kind.name(),
+        "from_s": seconds(fault.from),
+        "to_s": seconds(fault.to),
+        "delay_s": delay,
+        "replicas": fault.replicas,
     })
 }
 
@@ -118,6 +182,15 @@ fn client_json(client: &ClientSpec, scenario: &Scenario) -> Value {
         "after": client.after.map(|index| scenario.clients[index].name.clone()),
         "stop_s": client.stop.map(seconds),
         "connection": match client.connection { Connection::KeepAlive => "keep-alive", Connection::PerRequest => "per-request" },
+        "timeout_s": client.timeout.map(seconds),
+        "retries": client.retries.as_ref().map(|r| json!({
+            "max": r.max,
+            "backoff": r.backoff.name(),
+            "base_s": seconds(r.base),
+            "cap_s": seconds(r.cap),
+            "respect_retry_after": r.respect_retry_after,
+            "statuses": r.statuses,
+        })),
         "request": {
             "method": request.method,
             "path": request.path,
@@ -217,6 +290,27 @@ fn local_json(config: &LocalRateLimit) -> Value {
     })
 }
 
+fn global_json(config: &GlobalRateLimit) -> Value {
+    json!({
+        "domain": config.domain,
+        "rate_limits": config.rate_limits.iter().map(|r| json!({
+            "actions": r.actions.iter().map(action_json).collect::<Vec<_>>(),
+            "hits_addend": match &r.hits_addend {
+                None => Value::Null,
+                Some(HitsAddend::Number(number)) => json!({"number": number}),
+                Some(HitsAddend::Metadata { namespace, key }) => json!({"metadata": {"namespace": namespace, "key": key}}),
+            },
+            "apply_on_stream_done": r.apply_on_stream_done,
+        })).collect::<Vec<_>>(),
+        "limits": config.limits.iter().map(|l| json!({
+            "descriptors": l.chain.iter().map(|e| json!({"key": e.key, "value": e.value})).collect::<Vec<_>>(),
+            "requests_per_unit": l.requests_per_unit,
+            "unit": l.unit.name(),
+            "shadow_mode": l.shadow_mode,
+        })).collect::<Vec<_>>(),
+    })
+}
+
 fn route_json(route: &Route, model: &GatewayModel) -> Value {
     json!({
         "name": route.name,
@@ -235,15 +329,8 @@ fn route_json(route: &Route, model: &GatewayModel) -> Value {
         },
         "policy": route.policy,
         "local_rate_limit": route.local_rate_limit.as_ref().map(local_json),
-        "global_rate_limit": route.global_rate_limit.as_ref().map(|g| json!({
-            "domain": g.domain,
-            "limits": g.limits.iter().map(|l| json!({
-                "descriptors": l.chain.iter().map(|e| json!({"key": e.key, "value": e.value})).collect::<Vec<_>>(),
-                "requests_per_unit": l.requests_per_unit,
-                "unit": l.unit.name(),
-                "shadow_mode": l.shadow_mode,
-            })).collect::<Vec<_>>(),
-        })),
+        "global_rate_limit": route.global_rate_limit.as_ref().map(global_json),
+        "shared_global_rate_limits": route.shared_global_rate_limits.iter().map(global_json).collect::<Vec<_>>(),
         "retry": route.retry.as_ref().map(|r| json!({
             "num_retries": r.num_retries,
             "retry_on": format!("{:?}", r.retry_on),
@@ -291,7 +378,23 @@ fn cluster_json(cluster: &Cluster) -> Value {
             "max_ejection_time_s": seconds(o.max_ejection_time),
             "consecutive_5xx": o.consecutive_5xx,
             "consecutive_gateway_failure": o.consecutive_gateway_failure,
+            "enforcing_consecutive_gateway_failure_percent": o.enforcing_consecutive_gateway_failure,
+            "consecutive_local_origin_failure": o.consecutive_local_origin_failure,
+            "split_external_local_origin_errors": o.split_external_local_origin_errors,
             "max_ejection_percent": o.max_ejection_percent,
+            "always_eject_one_host": o.always_eject_one_host,
+            "success_rate": {
+                "minimum_hosts": o.success_rate_minimum_hosts,
+                "request_volume": o.success_rate_request_volume,
+                "stdev_factor": o.success_rate_stdev_factor,
+                "enforcing_percent": o.enforcing_success_rate,
+            },
+            "failure_percentage": {
+                "threshold": o.failure_percentage_threshold,
+                "minimum_hosts": o.failure_percentage_minimum_hosts,
+                "request_volume": o.failure_percentage_request_volume,
+                "enforcing_percent": o.enforcing_failure_percentage,
+            },
         })),
         "connect_timeout_s": seconds(cluster.connect_timeout),
         "healthy_panic_threshold_percent": cluster.healthy_panic_threshold,

@@ -25,6 +25,68 @@ pub struct ClientSpec {
     pub stop: Option<SimDuration>,
     pub request: RequestTemplate,
     pub connection: Connection,
+    /// How long the client waits for a response before it gives up on the
+    /// request and closes its connection; `None` waits forever.
+    pub timeout: Option<SimDuration>,
+    /// The client's own retries; `None` never retries.
+    pub retries: Option<ClientRetries>,
+}
+
+/// A client library's retry loop, as in the OpenAI and Anthropic SDKs. The
+/// defaults (2 retries, exponential from 500 ms to 8 s) are theirs, except
+/// that the SDKs also shorten each wait by up to 25% at random.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClientRetries {
+    /// Retries after the first request of a call.
+    pub max: u32,
+    pub backoff: BackoffKind,
+    /// First wait of the exponential kinds, and the floor of
+    /// decorrelated jitter.
+    pub base: SimDuration,
+    /// Longest wait.
+    pub cap: SimDuration,
+    /// Wait for the duration of a `retry-after` response header of 60 s or
+    /// less (the SDKs' limit), in place of the backoff.
+    pub respect_retry_after: bool,
+    /// Response statuses that are retried; a client timeout always is.
+    pub statuses: Vec<u16>,
+}
+
+/// How long a client waits before retry `n` (0 for the first retry), with
+/// `b` the base and `c` the cap, as named in the AWS Architecture Blog's
+/// "Exponential Backoff And Jitter" (Marc Brooker, 2015).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackoffKind {
+    /// No wait at all.
+    None,
+    /// `min(c, b * 2^n)`.
+    Exponential,
+    /// Uniform in `[0, min(c, b * 2^n))`.
+    FullJitter,
+    /// Half of `min(c, b * 2^n)` plus uniform in the other half.
+    EqualJitter,
+    /// `min(c, uniform in [b, 3 * previous wait))`, starting from `b`.
+    DecorrelatedJitter,
+}
+
+impl BackoffKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            BackoffKind::None => "none",
+            BackoffKind::Exponential => "exponential",
+            BackoffKind::FullJitter => "full-jitter",
+            BackoffKind::EqualJitter => "equal-jitter",
+            BackoffKind::DecorrelatedJitter => "decorrelated-jitter",
+        }
+    }
+}
+
+/// Returns the statuses the OpenAI and Anthropic Python SDKs retry: 408,
+/// 409, 429 and every 5xx.
+fn default_retry_statuses() -> Vec<u16> {
+    let mut statuses = vec![408, 409, 429];
+    statuses.extend(500..=599);
+    statuses
 }
 
 /// How a client reuses its connection to Envoy.
@@ -137,6 +199,8 @@ const COMMON_FIELDS: &[&str] = &[
     "source_ip",
     "tokens",
     "connection",
+    "timeout",
+    "retries",
 ];
 
 fn fields_for(kind: &str) -> Vec<&'static str> {
@@ -246,6 +310,14 @@ fn read_client(
         None => Some(default_connection),
     };
     let kind = read_kind(&kind_name, &fields, scenario_path, diagnostics);
+    let timeout = match fields.get("timeout") {
+        Some(n) => read_timeout(n, diagnostics).map(Some),
+        None => Some(None),
+    };
+    let retries = match fields.get("retries") {
+        Some(n) => read_retries(n, diagnostics).map(Some),
+        None => Some(None),
+    };
     Some(ClientSpec {
         name: name?,
         kind: kind?,
@@ -255,7 +327,102 @@ fn read_client(
         stop: stop?,
         request: request?,
         connection: connection?,
+        timeout: timeout?,
+        retries: retries?,
     })
+}
+
+fn read_timeout(node: &Node, diagnostics: &mut Diagnostics) -> Option<SimDuration> {
+    let timeout = node.duration(diagnostics)?;
+    if timeout.is_zero() {
+        diagnostics.error(
+            node,
+            "timeout must be longer than zero; leave it out to wait for every response",
+        );
+        return None;
+    }
+    Some(timeout)
+}
+
+const BACKOFF_KINDS: &[&str] = &[
+    "none",
+    "exponential",
+    "full-jitter",
+    "equal-jitter",
+    "decorrelated-jitter",
+];
+
+/// Reads `retries: {max, backoff, base, cap, respect_retry_after, statuses}`.
+fn read_retries(node: &Node, diagnostics: &mut Diagnostics) -> Option<ClientRetries> {
+    let fields = node.fields(
+        diagnostics,
+        &[
+            "max",
+            "backoff",
+            "base",
+            "cap",
+            "respect_retry_after",
+            "statuses",
+        ],
+    )?;
+    let max = match fields.get("max") {
+        Some(n) => n.int_in(diagnostics, 0, 1_000).map(|v| v as u32),
+        None => Some(2),
+    };
+    let backoff = match fields.get("backoff") {
+        Some(n) => n.one_of(diagnostics, BACKOFF_KINDS).map(|name| match name {
+            "none" => BackoffKind::None,
+            "full-jitter" => BackoffKind::FullJitter,
+            "equal-jitter" => BackoffKind::EqualJitter,
+            "decorrelated-jitter" => BackoffKind::DecorrelatedJitter,
+            _ => BackoffKind::Exponential,
+        }),
+        None => Some(BackoffKind::Exponential),
+    };
+    let base = fields
+        .get("base")
+        .map_or(Some(SimDuration::from_millis(500)), |n| {
+            n.duration(diagnostics)
+        });
+    let cap = fields
+        .get("cap")
+        .map_or(Some(SimDuration::from_secs(8)), |n| n.duration(diagnostics));
+    let respect_retry_after = match fields.get("respect_retry_after") {
+        Some(n) => n.bool(diagnostics),
+        None => Some(true),
+    };
+    let statuses = match fields.get("statuses") {
+        Some(n) => read_statuses(n, diagnostics),
+        None => Some(default_retry_statuses()),
+    };
+    let (base, cap) = (base?, cap?);
+    if cap < base {
+        diagnostics.error(
+            node,
+            format!("retries.cap ({cap}) is shorter than retries.base ({base}); raise the cap"),
+        );
+        return None;
+    }
+    Some(ClientRetries {
+        max: max?,
+        backoff: backoff?,
+        base,
+        cap,
+        respect_retry_after: respect_retry_after?,
+        statuses: statuses?,
+    })
+}
+
+fn read_statuses(node: &Node, diagnostics: &mut Diagnostics) -> Option<Vec<u16>> {
+    let mut statuses = Vec::new();
+    let mut ok = true;
+    for item in node.seq(diagnostics)? {
+        match item.int_in(diagnostics, 100, 599) {
+            Some(status) => statuses.push(status as u16),
+            None => ok = false,
+        }
+    }
+    ok.then_some(statuses)
 }
 
 fn read_after(
@@ -451,7 +618,7 @@ fn read_kind(
 
 /// A rate: a number of requests per second, or `N/s`, `N/m` (also
 /// `N/min`), `N/h`.
-fn read_rate(node: &Node, diagnostics: &mut Diagnostics) -> Option<f64> {
+pub(super) fn read_rate(node: &Node, diagnostics: &mut Diagnostics) -> Option<f64> {
     let text = node.str(diagnostics)?;
     let (number, per) = match text.split_once('/') {
         Some((number, unit)) => {

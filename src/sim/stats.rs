@@ -4,11 +4,14 @@
 use std::collections::BTreeMap;
 
 use crate::conn_pool::PoolCounters;
+use crate::outlier_detection::{DetectorStats, EjectionKind, MergeStats};
 
 /// Counters of the HTTP connection manager and its filters.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct HttpStats {
     pub downstream_rq_total: u64,
+    /// Requests whose client closed the connection before the response.
+    pub downstream_rq_rx_reset: u64,
     /// Indexed by status class: 1xx .. 5xx.
     pub downstream_rq_class: [u64; 5],
     pub no_route: u64,
@@ -42,8 +45,21 @@ pub(crate) struct ClusterStats {
     pub upstream_rq_timeout: u64,
     pub upstream_rq_per_try_timeout: u64,
     pub upstream_cx_connect_fail: u64,
+    pub upstream_cx_connect_timeout: u64,
+    pub upstream_rq_pending_failure_eject: u64,
+    /// Attempts the backend reset.
+    pub upstream_rq_rx_reset: u64,
+    /// Attempts Envoy reset because the client went away.
+    pub upstream_rq_tx_reset: u64,
     pub lb_healthy_panic: u64,
     pub no_healthy_upstream: u64,
+    /// Whether a route to this cluster has a global rate limit filter,
+    /// whose `ratelimit.*` stats Envoy keeps under the cluster.
+    pub global_rate_limit: bool,
+    pub ratelimit_ok: u64,
+    pub ratelimit_over_limit: u64,
+    pub ratelimit_error: u64,
+    pub ratelimit_failure_mode_allowed: u64,
 }
 
 impl ClusterStats {
@@ -71,6 +87,10 @@ impl EnvoyStats {
             self.add(format!("http.downstream_rq_{}xx", index + 1), *count);
         }
         self.add("http.no_route".into(), stats.no_route);
+        self.add(
+            "http.downstream_rq_rx_reset".into(),
+            stats.downstream_rq_rx_reset,
+        );
         if has_local_rate_limit {
             let prefix = "http_local_rate_limit";
             self.add(format!("{prefix}.enabled"), stats.local_rate_limit_enabled);
@@ -103,7 +123,21 @@ impl EnvoyStats {
         add("upstream_cx_overflow", pool.upstream_cx_overflow);
         add("upstream_cx_destroy_local", pool.upstream_cx_destroy_local);
         add("upstream_cx_max_requests", pool.upstream_cx_max_requests);
+        add(
+            "upstream_cx_destroy_remote",
+            pool.upstream_cx_destroy_remote,
+        );
         add("upstream_cx_connect_fail", stats.upstream_cx_connect_fail);
+        add(
+            "upstream_cx_connect_timeout",
+            stats.upstream_cx_connect_timeout,
+        );
+        add(
+            "upstream_rq_pending_failure_eject",
+            stats.upstream_rq_pending_failure_eject,
+        );
+        add("upstream_rq_rx_reset", stats.upstream_rq_rx_reset);
+        add("upstream_rq_tx_reset", stats.upstream_rq_tx_reset);
         add("upstream_rq_pending_total", pool.upstream_rq_pending_total);
         add(
             "upstream_rq_pending_overflow",
@@ -136,6 +170,15 @@ impl EnvoyStats {
         );
         add("lb_healthy_panic", stats.lb_healthy_panic);
         add("upstream_cx_none_healthy", stats.no_healthy_upstream);
+        if stats.global_rate_limit {
+            add("ratelimit.ok", stats.ratelimit_ok);
+            add("ratelimit.over_limit", stats.ratelimit_over_limit);
+            add("ratelimit.error", stats.ratelimit_error);
+            add(
+                "ratelimit.failure_mode_allowed",
+                stats.ratelimit_failure_mode_allowed,
+            );
+        }
         let mut classes = [0u64; 5];
         for (code, count) in &stats.upstream_rq_by_code {
             add(&format!("upstream_rq_{code}"), *count);
@@ -144,5 +187,45 @@ impl EnvoyStats {
         for (index, count) in classes.iter().enumerate() {
             add(&format!("upstream_rq_{}xx", index + 1), *count);
         }
+    }
+
+    /// Adds a cluster's `outlier_detection.*` stats and the
+    /// `cluster_manager.*` merge-window stats (counted per cluster here,
+    /// where Envoy counts them for all clusters together).
+    pub(crate) fn add_outlier(&mut self, name: &str, detector: &DetectorStats, merge: &MergeStats) {
+        let mut add = |stat: &str, value: u64| {
+            self.add(format!("cluster.{name}.outlier_detection.{stat}"), value)
+        };
+        add("ejections_active", detector.ejections_active);
+        add("ejections_total", detector.ejections_total);
+        add("ejections_overflow", detector.ejections_overflow);
+        add(
+            "ejections_enforced_total",
+            detector.ejections_enforced_total,
+        );
+        add(
+            "ejections_consecutive_5xx",
+            detector.ejections_consecutive_5xx,
+        );
+        add("ejections_success_rate", detector.ejections_success_rate);
+        for kind in EjectionKind::ALL {
+            let suffix = kind.stat_name();
+            add(
+                &format!("ejections_detected_{suffix}"),
+                detector.detected(kind),
+            );
+            add(
+                &format!("ejections_enforced_{suffix}"),
+                detector.enforced(kind),
+            );
+        }
+        let mut add = |stat: &str, value: u64| self.add(format!("cluster_manager.{stat}"), value);
+        add("cluster_updated", merge.cluster_updated);
+        add("cluster_updated_via_merge", merge.cluster_updated_via_merge);
+        add(
+            "update_out_of_merge_window",
+            merge.update_out_of_merge_window,
+        );
+        add("update_merge_cancelled", merge.update_merge_cancelled);
     }
 }

@@ -3,8 +3,9 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
-use super::proxy::Request;
-use super::{Event, Truncation, World};
+use super::call::Call;
+use super::{Event, Slab, Truncation, World};
+use crate::client_retry;
 use crate::rng::{self, Stream, Streams};
 use crate::scenario::{ClientKind, ClientSpec, Connection, OpenArrival, Scenario, Spread};
 use crate::time::{SimDuration, SimTime};
@@ -22,6 +23,10 @@ pub(crate) struct Instance {
     pub per_user: bool,
     pub source_ip: IpAddr,
     pub rng: Stream,
+    /// Draws of the replica (random spread) and worker (per-request
+    /// connections), apart from `rng` so that a different replica or worker
+    /// count leaves the client's requests and timing unchanged.
+    pub routing_rng: Stream,
     pub sent: u64,
     pub in_flight: u32,
     pub done_sending: bool,
@@ -43,6 +48,9 @@ struct GroupState {
 
 pub(crate) struct Workload {
     pub instances: Vec<Instance>,
+    /// Calls in progress, and finished calls still referenced by requests
+    /// in flight.
+    pub calls: Slab<Call>,
     groups: Vec<GroupState>,
     /// Groups not yet finished (started or not).
     unfinished_groups: usize,
@@ -93,6 +101,7 @@ impl Workload {
         Workload {
             unfinished_groups: groups.len(),
             instances,
+            calls: Slab::default(),
             groups,
             round_robin: 0,
             truncated: None,
@@ -138,6 +147,7 @@ fn new_instance(
         per_user,
         source_ip,
         rng: streams.stream(&format!("client/{}", client.name), u64::from(index)),
+        routing_rng: streams.stream(&format!("routing/{}", client.name), u64::from(index)),
         sent: 0,
         in_flight: 0,
         done_sending: false,
@@ -286,25 +296,10 @@ impl World<'_> {
         user: Option<u64>,
         trace_tokens: Option<(Option<u64>, Option<u64>)>,
     ) {
-        let replicas = self.scenario.envoy.replicas;
-        let workers = self.scenario.envoy.workers;
-        let spread = self.scenario.envoy.spread;
-        let round_robin = self.workload.round_robin;
-        self.workload.round_robin += 1;
+        let route = self.pick_envoy(instance_index, slot);
+        let now = self.queue.now();
         let instance = &mut self.workload.instances[instance_index as usize];
         let client = &self.scenario.clients[instance.group as usize];
-        let replica = match spread {
-            Spread::RoundRobin => (round_robin % u64::from(replicas)) as u32,
-            Spread::Random => rng::below(&mut instance.rng, u64::from(replicas)) as u32,
-            Spread::Sticky => instance.sticky_replica,
-        };
-        let worker = match client.connection {
-            Connection::KeepAlive => {
-                let key = format!("{}/{}/{slot}/{replica}", instance.group, instance.index);
-                (rng::fnv1a(key.as_bytes()) % u64::from(workers)) as u32
-            }
-            Connection::PerRequest => rng::below(&mut instance.rng, u64::from(workers)) as u32,
-        };
         let (input_tokens, output_tokens) = match trace_tokens {
             Some((input, output)) => (input.unwrap_or(0), output.unwrap_or(0)),
             None => {
@@ -338,59 +333,64 @@ impl World<'_> {
         instance.sent += 1;
         instance.in_flight += 1;
         let group = instance.group;
-        let request = Request {
+        let previous_wait = client
+            .retries
+            .as_ref()
+            .map_or(SimDuration::ZERO, client_retry::first_previous_wait);
+        let call = self.workload.calls.insert(Call {
             instance: instance_index,
-            group,
             slot,
-            replica,
-            worker,
-            sent_at: self.queue.now(),
-            method: instance.method.clone(),
+            started: now,
+            tries: 0,
+            current: None,
+            previous_wait,
+            executions: 0,
+            refs: 0,
+            finished: false,
             path,
-            host: instance.host.clone(),
             headers,
-            source_ip: instance.source_ip,
-            delay: client.request.delay,
             input_tokens,
             output_tokens,
-            router: None,
-        };
-        self.metrics.record_sent(group as usize, instance.index);
-        let handle = self.proxies.requests.insert(request);
-        self.proxies.in_flight += 1;
-        let latency = self.scenario.envoy.client_latency;
-        self.queue
-            .schedule_in(latency, Event::ArriveAtProxy { request: handle });
+        });
+        self.metrics
+            .record_sent(group as usize, instance.index, now);
+        self.send_try(call, Some(route));
     }
 
-    /// Handles the final response of a request at its client.
-    pub(super) fn response_at_client(&mut self, handle: super::Handle, status: u16) {
-        let Some(request) = self.proxies.requests.remove(handle) else {
-            return;
+    /// Chooses the Envoy replica and worker for a new request of an
+    /// instance, as the scenario's spread and the client's connection reuse
+    /// decide.
+    pub(super) fn pick_envoy(&mut self, instance_index: u32, slot: u32) -> (u32, u32) {
+        let replicas = self.scenario.envoy.replicas;
+        let workers = self.scenario.envoy.workers;
+        let spread = self.scenario.envoy.spread;
+        let round_robin = self.workload.round_robin;
+        self.workload.round_robin += 1;
+        let instance = &mut self.workload.instances[instance_index as usize];
+        let client = &self.scenario.clients[instance.group as usize];
+        let replica = match spread {
+            Spread::RoundRobin => (round_robin % u64::from(replicas)) as u32,
+            Spread::Random => rng::below(&mut instance.routing_rng, u64::from(replicas)) as u32,
+            Spread::Sticky => instance.sticky_replica,
         };
-        self.proxies.in_flight = self.proxies.in_flight.saturating_sub(1);
-        let now = self.now();
-        let latency = now.saturating_since(request.sent_at);
-        let instance_index = request.instance;
+        let worker = match client.connection {
+            Connection::KeepAlive => {
+                let key = format!("{}/{}/{slot}/{replica}", instance.group, instance.index);
+                (rng::fnv1a(key.as_bytes()) % u64::from(workers)) as u32
+            }
+            Connection::PerRequest => {
+                rng::below(&mut instance.routing_rng, u64::from(workers)) as u32
+            }
+        };
+        (replica, worker)
+    }
+
+    /// Schedules an instance's next send after one of its calls ended, as
+    /// its kind decides, and marks the instance done when it is.
+    pub(super) fn after_call(&mut self, instance_index: u32, slot: u32, status: u16) {
         let instance = &mut self.workload.instances[instance_index as usize];
         instance.in_flight = instance.in_flight.saturating_sub(1);
-        let group = instance.group as usize;
-        self.metrics
-            .record_completed(group, instance.index, status, latency, now);
-        if self.options.record_requests {
-            self.records.push(super::RequestRecord {
-                group: group as u32,
-                instance: instance.index,
-                sent: request.sent_at,
-                completed: now,
-                status,
-                attempts: request.attempts(),
-                last_host: request.last_host(),
-            });
-        }
-
-        let client = &self.scenario.clients[group];
-        let instance = &mut self.workload.instances[instance_index as usize];
+        let client = &self.scenario.clients[instance.group as usize];
         let next_delay = match &client.kind {
             ClientKind::Sequential { think_time, .. } | ClientKind::Closed { think_time, .. } => {
                 Some(seconds(think_time.sample(&mut instance.rng)))
@@ -416,7 +416,7 @@ impl World<'_> {
                 delay,
                 Event::ClientSend {
                     instance: instance_index,
-                    slot: request.slot,
+                    slot,
                 },
             );
         }

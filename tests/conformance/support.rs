@@ -167,6 +167,7 @@ impl Case {
     fn simulate(&self) -> RunOutput {
         let options = RunOptions {
             record_requests: true,
+            ..RunOptions::default()
         };
         sim::run_with(&self.scenario, self.scenario.seed, options)
     }

@@ -1,0 +1,277 @@
+//! Client calls: one request and the client library's own retries of it,
+//! the client's timeout, and the call's final outcome.
+//!
+//! A call lives in [`Workload::calls`] until it has ended and nothing
+//! refers to it any more: neither a request in flight nor an attempt on
+//! its way to a backend, which may still count a repeated execution.
+//! When the client's timeout fires it closes its connection, so Envoy stops
+//! working on that request, while the backend finishes what it started.
+
+use std::sync::Arc;
+
+use super::proxy::Request;
+use super::workload::Workload;
+use super::{Event, Handle, RequestRecord, World};
+use crate::client_retry::{self, TryOutcome};
+use crate::metrics::CLIENT_TIMEOUT_STATUS;
+use crate::time::{SimDuration, SimTime};
+
+/// One call of a client instance.
+pub(crate) struct Call {
+    pub instance: u32,
+    /// Closed-loop worker that made the call.
+    pub slot: u32,
+    pub started: SimTime,
+    /// Requests sent so far: 1 plus the client's retries.
+    pub tries: u32,
+    /// The request awaiting its response; `None` between tries.
+    pub current: Option<Handle>,
+    /// The last backoff wait, from which decorrelated jitter grows.
+    pub previous_wait: SimDuration,
+    /// Times an attempt of the call started at a backend.
+    pub executions: u32,
+    /// Requests in flight and attempts on their way to a backend that
+    /// refer to the call.
+    pub refs: u32,
+    pub finished: bool,
+    pub path: Arc<str>,
+    pub headers: Arc<Vec<(String, String)>>,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+impl Workload {
+    /// Counts one more reference to `call`.
+    pub fn retain_call(&mut self, call: Handle) {
+        if let Some(call) = self.calls.get_mut(call) {
+            call.refs += 1;
+        }
+    }
+
+    /// Drops one reference to `call`, freeing a finished call with none
+    /// left.
+    pub fn release_call(&mut self, call: Handle) {
+        let Some(state) = self.calls.get_mut(call) else {
+            return;
+        };
+        state.refs = state.refs.saturating_sub(1);
+        if state.finished && state.refs == 0 {
+            self.calls.remove(call);
+        }
+    }
+
+    /// Counts an execution of `call` at a backend and releases the
+    /// attempt's reference. Returns true when the call had already been
+    /// executed.
+    pub fn record_execution(&mut self, call: Handle) -> bool {
+        let repeated = match self.calls.get_mut(call) {
+            Some(state) => {
+                state.executions += 1;
+                state.executions > 1
+            }
+            None => false,
+        };
+        self.release_call(call);
+        repeated
+    }
+}
+
+impl World<'_> {
+    /// Sends the next request of a call, to `route` (replica and worker)
+    /// when given, or wherever a new connection goes.
+    pub(super) fn send_try(&mut self, call_handle: Handle, route: Option<(u32, u32)>) {
+        let Some(call) = self.workload.calls.get(call_handle) else {
+            return;
+        };
+        let (instance_index, slot) = (call.instance, call.slot);
+        let (replica, worker) = match route {
+            Some(route) => route,
+            None => self.pick_envoy(instance_index, slot),
+        };
+        let Some(call) = self.workload.calls.get_mut(call_handle) else {
+            return;
+        };
+        let client_retry = call.tries > 0;
+        call.tries += 1;
+        call.refs += 1;
+        let try_number = call.tries;
+
+        let instance = &self.workload.instances[instance_index as usize];
+        let client = &self.scenario.clients[instance.group as usize];
+        let request = Request {
+            group: instance.group,
+            call: call_handle,
+            client_retry,
+            replica,
+            worker,
+            method: instance.method.clone(),
+            path: call.path.clone(),
+            host: instance.host.clone(),
+            headers: call.headers.clone(),
+            source_ip: instance.source_ip,
+            delay: client.request.delay,
+            input_tokens: call.input_tokens,
+            output_tokens: call.output_tokens,
+            router: None,
+            global: Default::default(),
+            response_tokens: None,
+        };
+
+        let handle = self.proxies.requests.insert(request);
+        call.current = Some(handle);
+        self.proxies.in_flight += 1;
+        self.metrics
+            .record_http_request(instance.group as usize, client_retry);
+        if let Some(timeout) = client.timeout {
+            self.queue.schedule_in(
+                timeout,
+                Event::ClientTimeout {
+                    call: call_handle,
+                    try_number,
+                },
+            );
+        }
+        let latency = self.scenario.envoy.client_latency;
+        self.queue
+            .schedule_in(latency, Event::ArriveAtProxy { request: handle });
+    }
+
+    /// Handles the response to a request at its client: the call ends, or
+    /// the client retries it.
+    pub(super) fn response_at_client(
+        &mut self,
+        handle: Handle,
+        status: u16,
+        retry_after: Option<SimDuration>,
+    ) {
+        let Some(request) = self.proxies.requests.remove(handle) else {
+            return;
+        };
+        self.proxies.in_flight = self.proxies.in_flight.saturating_sub(1);
+        let call_handle = request.call;
+        let attempts = request.attempts();
+        let last_host = request.last_host();
+        self.metrics
+            .record_attempt_count(request.group as usize, attempts);
+        let current = self
+            .workload
+            .calls
+            .get_mut(call_handle)
+            .filter(|call| call.current == Some(handle));
+        let Some(call) = current else {
+            self.workload.release_call(call_handle);
+            return;
+        };
+        call.current = None;
+        self.workload.release_call(call_handle);
+        let outcome = TryOutcome::Response {
+            status,
+            retry_after,
+        };
+        if !self.maybe_retry_call(call_handle, outcome) {
+            self.complete_call(call_handle, status, attempts, last_host);
+        }
+    }
+
+    /// Handles the client's timeout for one request of a call: the client
+    /// closes its connection, then retries or gives up.
+    pub(super) fn client_timeout(&mut self, call_handle: Handle, try_number: u32) {
+        let Some(call) = self.workload.calls.get(call_handle) else {
+            return;
+        };
+        if call.finished || call.tries != try_number {
+            return;
+        }
+        let Some(request) = call.current else {
+            return;
+        };
+        let group = self.workload.instances[call.instance as usize].group;
+        if !self.abandon_request(request) {
+            return;
+        }
+        self.metrics.record_client_timeout(group as usize);
+        if let Some(call) = self.workload.calls.get_mut(call_handle) {
+            call.current = None;
+        }
+        self.workload.release_call(call_handle);
+        if !self.maybe_retry_call(call_handle, TryOutcome::TimedOut) {
+            self.complete_call(call_handle, CLIENT_TIMEOUT_STATUS, 0, None);
+        }
+    }
+
+    /// Sends the retry of a call once the client's backoff ended.
+    pub(super) fn client_retry(&mut self, call_handle: Handle) {
+        let live = self
+            .workload
+            .calls
+            .get(call_handle)
+            .is_some_and(|call| !call.finished && call.current.is_none());
+        if live {
+            self.send_try(call_handle, None);
+        }
+    }
+
+    /// Schedules a retry of the call when the client's policy allows one.
+    fn maybe_retry_call(&mut self, call_handle: Handle, outcome: TryOutcome) -> bool {
+        let Some(call) = self.workload.calls.get_mut(call_handle) else {
+            return false;
+        };
+        let instance = &mut self.workload.instances[call.instance as usize];
+        let client = &self.scenario.clients[instance.group as usize];
+        let Some(policy) = &client.retries else {
+            return false;
+        };
+        let retries_done = call.tries.saturating_sub(1);
+        if !client_retry::should_retry(policy, outcome, retries_done) {
+            return false;
+        }
+        let wait = client_retry::wait_before_retry(
+            policy,
+            outcome,
+            retries_done,
+            &mut call.previous_wait,
+            &mut instance.rng,
+        );
+        self.queue
+            .schedule_in(wait, Event::ClientRetry { call: call_handle });
+        true
+    }
+
+    /// Ends a call with its final status.
+    fn complete_call(
+        &mut self,
+        call_handle: Handle,
+        status: u16,
+        attempts: u32,
+        last_host: Option<u32>,
+    ) {
+        let now = self.now();
+        let Some(call) = self.workload.calls.get_mut(call_handle) else {
+            return;
+        };
+        call.finished = true;
+        let (instance_index, slot, started, tries) =
+            (call.instance, call.slot, call.started, call.tries);
+        if call.refs == 0 {
+            self.workload.calls.remove(call_handle);
+        }
+        let instance = &self.workload.instances[instance_index as usize];
+        let group = instance.group as usize;
+        let latency = now.saturating_since(started);
+        self.metrics
+            .record_completed(group, instance.index, status, latency, now);
+        if self.options.record_requests {
+            self.records.push(RequestRecord {
+                group: group as u32,
+                instance: instance.index,
+                sent: started,
+                completed: now,
+                status,
+                attempts,
+                tries,
+                last_host,
+            });
+        }
+        self.after_call(instance_index, slot, status);
+    }
+}
