@@ -23,7 +23,7 @@ use crate::gateway::{
     OutlierDetection, RateLimitAction, RetryOn, RetryPolicy, RouteAction, StringMatch,
     TokenBucketSpec,
 };
-use crate::scenario::{ClientKind, OpenArrival, Scenario};
+use crate::scenario::{BackendSpec, ClientKind, EndpointFailure, OpenArrival, Scenario};
 use crate::time::SimDuration;
 
 /// Error: a model or scenario has no Envoy translation here, with the reason.
@@ -530,6 +530,9 @@ fn add_endpoints(scenario: &Scenario, case: &mut Value) -> Result<(), Untranslat
     let [backend] = scenario.backends.as_slice() else {
         return untranslatable("a recorded case has exactly one backend");
     };
+    if backend.overload.is_some() || backend.queue_capacity.is_some() {
+        return untranslatable("the recording backend has no overload model or bounded queue");
+    }
     case["endpoints"] = json!(backend.endpoints);
     let mut defaults = Map::new();
     match backend.service_time {
@@ -556,7 +559,67 @@ fn add_endpoints(scenario: &Scenario, case: &mut Value) -> Result<(), Untranslat
     if !defaults.is_empty() {
         case["endpoint_defaults"] = Value::Object(defaults);
     }
+    let overrides = schedule_overrides(backend)?;
+    if !overrides.is_empty() {
+        case["endpoint_overrides"] = Value::Object(overrides);
+    }
     Ok(())
+}
+
+/// Translates the backend's `schedule` windows into per-endpoint windows
+/// of the recording backend, keyed by endpoint index. Windows count from
+/// the start of the workload there and from simulated time zero here,
+/// which is the same instant.
+fn schedule_overrides(backend: &BackendSpec) -> Result<Map<String, Value>, Untranslatable> {
+    let mut overrides: Map<String, Value> = Map::new();
+    for window in &backend.schedule {
+        if window.slowdown_factor != 1.0 || window.retry_after.is_some() {
+            return untranslatable(
+                "the recording backend has no slowdown factor or retry-after in a window",
+            );
+        }
+        let mut entry = Map::new();
+        entry.insert("from_s".into(), json!(window.from.as_secs_f64()));
+        if let Some(to) = window.to {
+            entry.insert("to_s".into(), json!(to.as_secs_f64()));
+        }
+        if let Some(status) = window.status {
+            if window.error_probability >= 1.0 {
+                entry.insert("status".into(), json!(status));
+            } else {
+                entry.insert("fail".into(), json!(window.error_probability));
+                entry.insert("fail_status".into(), json!(status));
+            }
+        }
+        if !window.add_delay.is_zero() {
+            entry.insert("add_delay_s".into(), json!(window.add_delay.as_secs_f64()));
+        }
+        match window.failure {
+            None => {}
+            Some(EndpointFailure::Refuse) => {
+                entry.insert("refuse".into(), json!(true));
+            }
+            Some(EndpointFailure::Reset) => {
+                entry.insert("reset".into(), json!(true));
+            }
+            Some(EndpointFailure::NoAnswer) => {
+                return untranslatable("the recording backend cannot stop answering");
+            }
+        }
+        let endpoints: Vec<u32> = match &window.endpoints {
+            Some(list) => list.clone(),
+            None => (0..backend.endpoints).collect(),
+        };
+        for endpoint in endpoints {
+            let spec = overrides
+                .entry(endpoint.to_string())
+                .or_insert_with(|| json!({"schedule": []}));
+            if let Some(Value::Array(schedule)) = spec.get_mut("schedule") {
+                schedule.push(Value::Object(entry.clone()));
+            }
+        }
+    }
+    Ok(overrides)
 }
 
 fn workload_steps(scenario: &Scenario) -> Result<Vec<Value>, Untranslatable> {

@@ -419,7 +419,8 @@ fn recording_stat_name(name: &str) -> Option<String> {
         return Some(format!("http.ingress.{rest}"));
     }
     if let Some(rest) = name.strip_prefix("cluster.") {
-        let stat = rest.rsplit('.').next()?;
+        // Envoy Gateway's cluster names contain no dots.
+        let (_, stat) = rest.split_once('.')?;
         return Some(format!("cluster.backend.{stat}"));
     }
     Some(name.to_string())
@@ -554,17 +555,20 @@ pub fn render_fidelity(cases: &[Case]) -> String {
     } else {
         String::new()
     };
+    let pending = match count(Verdict::Pending) {
+        0 => String::new(),
+        n => format!(" {n} pending: recorded, but the simulator does not model them yet."),
+    };
     let _ = writeln!(
         out,
-        "\n## Agreement\n\n{} cases, {} compared: **{} exact, {} within tolerance, {} out**{}. \
-         {} pending: recorded, but the simulator does not model them yet.\n",
+        "\n## Agreement\n\n{} cases, {} compared: **{} exact, {} within tolerance, {} out**{}.{}\n",
         cases.len(),
         compared,
         count(Verdict::Exact),
         count(Verdict::Within),
         count(Verdict::Out),
         documented,
-        count(Verdict::Pending),
+        pending,
     );
 
     out.push_str("| case | mechanism | verdict |\n|---|---|---|\n");
