@@ -1,5 +1,11 @@
 //! Means and confidence intervals over independent replications (runs with
 //! different seeds), using Student's t distribution.
+//!
+//! Student's t with `n - 1` degrees of freedom fits a handful of runs
+//! better than the normal approximation: with 5 runs the 95% multiplier is
+//! 2.78, not 1.96. [`Estimate`] is the plain mean and interval;
+//! [`Interval`] also keeps the spread and marks a single value as having
+//! no interval, which `check` and `diff` need for their verdicts.
 
 /// Mean of `samples` with a two-sided confidence interval.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -39,6 +45,63 @@ pub fn estimate(samples: &[f64], confidence: f64) -> Estimate {
         low: mean - half_width,
         high: mean + half_width,
         samples: n,
+    }
+}
+
+/// The mean of `n` values and a two-sided confidence interval around it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Interval {
+    pub n: usize,
+    pub mean: f64,
+    /// Sample standard deviation (divided by `n - 1`); 0 for one value.
+    pub std_dev: f64,
+    /// Half the width of the interval; `None` for fewer than two values,
+    /// where no interval can be computed.
+    pub half_width: Option<f64>,
+    pub confidence: f64,
+}
+
+impl Interval {
+    /// Lower end of the interval; the mean itself for one value.
+    pub fn low(&self) -> f64 {
+        self.mean - self.half_width.unwrap_or(0.0)
+    }
+
+    /// Upper end of the interval; the mean itself for one value.
+    pub fn high(&self) -> f64 {
+        self.mean + self.half_width.unwrap_or(0.0)
+    }
+
+    /// Returns whether the whole interval lies strictly above or below zero.
+    pub fn excludes_zero(&self) -> bool {
+        self.half_width.is_some() && (self.low() > 0.0 || self.high() < 0.0)
+    }
+}
+
+/// Computes the mean of `values` with its two-sided `confidence` interval
+/// (for example 0.95). `values` must not be empty, and `confidence` lies
+/// in (0, 1).
+pub fn mean_interval(values: &[f64], confidence: f64) -> Interval {
+    let n = values.len();
+    let mean = values.iter().sum::<f64>() / n.max(1) as f64;
+    if n < 2 {
+        return Interval {
+            n,
+            mean,
+            std_dev: 0.0,
+            half_width: None,
+            confidence,
+        };
+    }
+    let squares: f64 = values.iter().map(|v| (v - mean) * (v - mean)).sum();
+    let std_dev = (squares / (n - 1) as f64).sqrt();
+    let t = t_quantile((1.0 + confidence) / 2.0, (n - 1) as f64);
+    Interval {
+        n,
+        mean,
+        std_dev,
+        half_width: Some(t * std_dev / (n as f64).sqrt()),
+        confidence,
     }
 }
 
@@ -191,5 +254,41 @@ mod tests {
     fn one_sample_has_no_width() {
         let e = estimate(&[3.0], 0.95);
         assert_eq!((e.low, e.high), (3.0, 3.0));
+    }
+
+    #[test]
+    fn interval_of_identical_values_is_a_point() {
+        let interval = mean_interval(&[3.0, 3.0, 3.0], 0.95);
+        assert_eq!(interval.mean, 3.0);
+        assert_eq!(interval.low(), 3.0);
+        assert_eq!(interval.high(), 3.0);
+        assert!(interval.excludes_zero());
+    }
+
+    #[test]
+    fn interval_uses_the_t_multiplier() {
+        let interval = mean_interval(&[1.0, 2.0, 3.0, 4.0, 5.0], 0.95);
+        assert_eq!(interval.mean, 3.0);
+        let std_dev = 2.5f64.sqrt();
+        assert!((interval.std_dev - std_dev).abs() < 1e-12);
+        let half = 2.776_445 * std_dev / 5f64.sqrt();
+        assert!((interval.half_width.unwrap_or(0.0) - half).abs() < 1e-5);
+    }
+
+    #[test]
+    fn interval_agrees_with_estimate() {
+        let values = [10.0, 12.0, 11.0, 9.0, 13.0];
+        let interval = mean_interval(&values, 0.9);
+        let estimate = estimate(&values, 0.9);
+        assert!((interval.low() - estimate.low).abs() < 1e-12);
+        assert!((interval.high() - estimate.high).abs() < 1e-12);
+    }
+
+    #[test]
+    fn one_value_has_no_interval() {
+        let interval = mean_interval(&[7.0], 0.95);
+        assert_eq!(interval.half_width, None);
+        assert_eq!(interval.high(), 7.0);
+        assert!(!interval.excludes_zero());
     }
 }

@@ -8,7 +8,8 @@ use crate::scenario::{self, TraceColumns};
 use crate::{manifest, yaml};
 
 /// Reads `data` as a scenario file placed in `dir` (relative paths in it
-/// resolve there); a scenario that loads is also simulated briefly.
+/// resolve there). A scenario that loads is also simulated briefly, and
+/// its expectations are judged on at most two seeds.
 pub fn scenario_bytes(data: &[u8], dir: &Path) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -18,6 +19,12 @@ pub fn scenario_bytes(data: &[u8], dir: &Path) {
         scenario.limits.max_events = scenario.limits.max_events.min(20_000);
         scenario.limits.max_in_flight = scenario.limits.max_in_flight.min(1_000);
         let _ = crate::sim::run(&scenario, scenario.seed);
+        if !scenario.expectations.is_empty() {
+            for expectation in &mut scenario.expectations {
+                expectation.seeds = expectation.seeds.min(2);
+            }
+            let _ = crate::check::check_scenario(&scenario);
+        }
     }
 }
 

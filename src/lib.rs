@@ -2,12 +2,14 @@
 //! Envoy Gateway. See ARCHITECTURE.md for the map of modules.
 
 pub mod chart;
+pub mod check;
 pub mod circuit_breaker;
 pub mod client_retry;
 pub mod compare;
 pub mod confidence;
 pub mod conn_pool;
 pub mod descriptor;
+pub mod diff;
 pub mod dist;
 pub mod engine;
 pub mod envoy_config;

@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{Parser, Subcommand};
 
-use trafficsim::{compare, report, scenario, sim};
+use trafficsim::yaml::Diagnostics;
+use trafficsim::{check, compare, diff, report, scenario, sim};
 
 #[derive(Parser)]
 #[command(
@@ -80,6 +81,55 @@ enum Command {
         #[arg(long, value_enum, default_value = "human")]
         format: ValidateFormat,
     },
+    /// Run scenarios and judge their `expect:` lists. Exit 0 when every
+    /// expectation passes, 1 when any fails, 2 on bad input.
+    Check {
+        /// Scenario files, or folders whose *.yaml and *.yml files are all
+        /// scenarios with expectations.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Also write the results as JUnit XML (one test case per
+        /// expectation) to this file.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+        /// Output format on stdout.
+        #[arg(long, value_enum, default_value = "human")]
+        format: ReportFormat,
+    },
+    /// Run a scenario with the manifests before and after a policy change,
+    /// on the same seeds, and report each metric's change with a
+    /// confidence interval.
+    Diff {
+        /// Scenario file (YAML).
+        scenario: PathBuf,
+        /// Manifests before the change: a file or folder whose objects
+        /// replace the scenario's BackendTrafficPolicies, `git:REV` for
+        /// the scenario's manifest files at a git revision, or
+        /// `git:REV:PATH` for a file or folder at a revision.
+        #[arg(long, value_name = "DIR_OR_FILE|git:REV")]
+        before: String,
+        /// Manifests after the change, in the same forms; defaults to the
+        /// scenario's manifests as they are.
+        #[arg(long, value_name = "DIR_OR_FILE|git:REV")]
+        after: Option<String>,
+        /// Runs per side (a count from 1 to 1000), with seeds seed,
+        /// seed + 1, ...
+        #[arg(long, default_value_t = 10)]
+        seeds: u32,
+        /// First seed (an unsigned integer); defaults to the scenario's.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Confidence level of the intervals (a fraction from 0.5 to 0.999).
+        #[arg(long, default_value_t = 0.95)]
+        confidence: f64,
+        /// Folder for the overlay charts; defaults to
+        /// outputs/<scenario name>/diff.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Output format on stdout.
+        #[arg(long, value_enum, default_value = "human")]
+        format: ReportFormat,
+    },
     /// Run a scenario over a grid of parameter values and seeds, in
     /// parallel, and write sweep.csv and capacity-planning charts.
     Sweep {
@@ -131,6 +181,12 @@ enum Command {
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
+enum ReportFormat {
+    Human,
+    Json,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
 enum ValidateFormat {
     Human,
     Json,
@@ -173,6 +229,28 @@ fn main() -> ExitCode {
             replicas,
             format,
         } => validate(&paths, replicas, format),
+        Command::Check {
+            paths,
+            junit,
+            format,
+        } => run_check(&paths, junit.as_deref(), format),
+        Command::Diff {
+            scenario,
+            before,
+            after,
+            seeds,
+            seed,
+            confidence,
+            out,
+            format,
+        } => {
+            let options = diff::DiffOptions {
+                seeds,
+                base_seed: seed,
+                confidence,
+            };
+            run_diff(&scenario, &before, after.as_deref(), &options, out, format)
+        }
         Command::Sweep {
             scenario,
             params,
@@ -345,6 +423,143 @@ fn merge(shards: &[PathBuf], out: &std::path::Path, quiet: bool) -> ExitCode {
         Ok((plan, results)) => finish_sweep(out, &plan, &results, quiet),
         Err(error) => input_error(error),
     }
+}
+
+fn run_diff(
+    path: &std::path::Path,
+    before: &str,
+    after: Option<&str>,
+    options: &diff::DiffOptions,
+    out: Option<PathBuf>,
+    format: ReportFormat,
+) -> ExitCode {
+    if !(1..=1000).contains(&options.seeds) {
+        eprintln!(
+            "trafficsim: error: --seeds must be from 1 to 1000, found {}",
+            options.seeds
+        );
+        return ExitCode::from(2);
+    }
+    if !(0.5..=0.999).contains(&options.confidence) {
+        eprintln!(
+            "trafficsim: error: --confidence must be from 0.5 to 0.999, found {}",
+            options.confidence
+        );
+        return ExitCode::from(2);
+    }
+    let before = diff::ManifestSource::parse(before);
+    let after = after.map_or(diff::ManifestSource::Scenario, diff::ManifestSource::parse);
+    let report = match diff::diff(path, &before, &after, options) {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("trafficsim: error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let sides = [
+        ("before", &report.before_notes),
+        ("after", &report.after_notes),
+    ];
+    for (side, notes) in sides {
+        for note in notes {
+            eprintln!("trafficsim: note: {side}: {note}");
+        }
+    }
+    let dir = out.unwrap_or_else(|| PathBuf::from("outputs").join(&report.scenario).join("diff"));
+    if let Err(error) = diff::write_charts(&dir, &report) {
+        eprintln!("trafficsim: error: {error}");
+        return ExitCode::from(2);
+    }
+    match format {
+        ReportFormat::Human => {
+            write_stdout(&diff::render_human(&report));
+            write_stdout(&format!("charts in {}\n", dir.display()));
+        }
+        ReportFormat::Json => write_stdout(&format!("{:#}\n", diff::render_json(&report))),
+    }
+    ExitCode::SUCCESS
+}
+
+/// Writes `text` to stdout. A closed stdout (`trafficsim check | head`)
+/// is not an error worth failing for: the exit code and any `--junit`
+/// file still carry the result.
+fn write_stdout(text: &str) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
+}
+
+fn print_problems(path: &std::path::Path, diagnostics: &Diagnostics) {
+    eprintln!(
+        "trafficsim: error: {} has {} problem{}:",
+        path.display(),
+        diagnostics.len(),
+        if diagnostics.len() == 1 { "" } else { "s" }
+    );
+    eprintln!("{diagnostics}");
+}
+
+fn run_check(paths: &[PathBuf], junit: Option<&std::path::Path>, format: ReportFormat) -> ExitCode {
+    let files = match check::scenario_files(paths) {
+        Ok(files) => files,
+        Err(message) => {
+            eprintln!("trafficsim: error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut scenarios = Vec::new();
+    let mut bad_input = false;
+    for file in &files {
+        match scenario::load(file) {
+            Ok(scenario) if scenario.expectations.is_empty() => {
+                eprintln!(
+                    "trafficsim: error: {} has no `expect:` list, so there is nothing to check",
+                    file.display()
+                );
+                bad_input = true;
+            }
+            Ok(scenario) => scenarios.push(scenario),
+            Err(diagnostics) => {
+                print_problems(file, &diagnostics);
+                bad_input = true;
+            }
+        }
+    }
+    if bad_input {
+        return ExitCode::from(2);
+    }
+    let mut results = Vec::new();
+    for scenario in &scenarios {
+        match check::check_scenario(scenario) {
+            Ok(result) => {
+                for note in &result.notes {
+                    eprintln!("trafficsim: note: {}: {note}", result.name);
+                }
+                results.push(result);
+            }
+            Err(diagnostics) => {
+                print_problems(&scenario.file, &diagnostics);
+                bad_input = true;
+            }
+        }
+    }
+    if bad_input {
+        return ExitCode::from(2);
+    }
+    match format {
+        ReportFormat::Human => write_stdout(&check::render_human(&results)),
+        ReportFormat::Json => write_stdout(&format!("{:#}\n", check::render_json(&results))),
+    }
+    if let Some(path) = junit {
+        let xml = check::render_junit(&results);
+        if let Err(error) = report::write_atomic(path, xml.as_bytes()) {
+            eprintln!("trafficsim: error: {error}");
+            return ExitCode::from(2);
+        }
+    }
+    let failed = results.iter().any(|r| r.failures() > 0);
+    ExitCode::from(u8::from(failed))
 }
 
 fn run(

@@ -57,6 +57,24 @@ impl ManifestSet {
         self.notes.extend(other.notes);
     }
 
+    /// Puts `other`'s objects in place of this set's policies: every
+    /// BackendTrafficPolicy here is dropped, and each Gateway or route in
+    /// `other` drops the object here of the same kind, namespace and name.
+    /// Then `other` is merged in. Used to run one scenario with another
+    /// set of policies.
+    pub fn replace_with(&mut self, other: ManifestSet) {
+        self.policies.clear();
+        self.gateways
+            .retain(|g| !other.gateways.iter().any(|o| o.meta.key() == g.meta.key()));
+        self.routes.retain(|r| {
+            !other
+                .routes
+                .iter()
+                .any(|o| o.kind == r.kind && o.meta.key() == r.meta.key())
+        });
+        self.merge(other);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.gateways.is_empty() && self.routes.is_empty() && self.policies.is_empty()
     }

@@ -5,6 +5,11 @@
 //! three significant figures for the whole run, two per time bucket), so
 //! memory does not grow with the number of requests. Buckets are closed as
 //! simulated time passes them and kept as compact rows.
+//!
+//! [`Probe`]s are extra totals asked for before a run (by `trafficsim
+//! check` and `trafficsim diff`): one scope (the run, a client, some
+//! routes or a replica) over one span of simulated time. Each is a fixed
+//! set of counters and one histogram, so they too keep memory flat.
 
 use std::collections::BTreeMap;
 
@@ -219,6 +224,78 @@ impl OpenBucket {
     }
 }
 
+/// The requests a [`Probe`] counts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProbeScope {
+    /// Every request of the run.
+    Run,
+    /// Requests of one client definition, by index in the scenario.
+    Client(usize),
+    /// Requests that matched one of these routes, by index in the gateway
+    /// model's route table.
+    Routes(Vec<usize>),
+    /// Requests sent to one Envoy replica, by index.
+    Replica(u32),
+}
+
+/// Client, route and replica of a request, which probes filter on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Site {
+    /// Index of the client definition.
+    pub group: usize,
+    /// Index of the matched route; `None` when no route matched.
+    pub route: Option<usize>,
+    pub replica: u32,
+}
+
+/// Totals of one scope over the simulated time `[from, to)`.
+///
+/// A completion counts at the time its response reaches the client and a
+/// backend attempt at the time it reaches the backend, as in the rows.
+#[derive(Clone, Debug)]
+pub struct Probe {
+    pub scope: ProbeScope,
+    pub from: SimTime,
+    /// End of the span (exclusive); `None` runs to the end of the run.
+    pub to: Option<SimTime>,
+    /// Final status seen by clients, per status code.
+    pub statuses: BTreeMap<u16, u64>,
+    pub latency: Histogram<u64>,
+    pub backend_first_attempts: u64,
+    pub backend_retries: u64,
+    pub spend_usd: f64,
+}
+
+impl Probe {
+    pub fn new(scope: ProbeScope, from: SimTime, to: Option<SimTime>) -> Probe {
+        Probe {
+            scope,
+            from,
+            to,
+            statuses: BTreeMap::new(),
+            latency: new_histogram(3),
+            backend_first_attempts: 0,
+            backend_retries: 0,
+            spend_usd: 0.0,
+        }
+    }
+
+    fn counts(&self, site: &Site, now: SimTime) -> bool {
+        let in_span = now >= self.from && self.to.is_none_or(|to| now < to);
+        in_span
+            && match &self.scope {
+                ProbeScope::Run => true,
+                ProbeScope::Client(group) => *group == site.group,
+                ProbeScope::Routes(routes) => site.route.is_some_and(|r| routes.contains(&r)),
+                ProbeScope::Replica(replica) => *replica == site.replica,
+            }
+    }
+
+    pub fn completed(&self) -> u64 {
+        self.statuses.values().sum()
+    }
+}
+
 /// Everything measured in one run.
 pub struct Metrics {
     pub groups: Vec<GroupMetrics>,
@@ -231,6 +308,8 @@ pub struct Metrics {
     /// requests in it; empty when there are more than
     /// [`MAX_ENDPOINT_SERIES`] endpoints.
     pub endpoint_rows: Vec<(u64, Vec<u32>)>,
+    /// Totals asked for before the run, in the order they were added.
+    pub probes: Vec<Probe>,
     current: u64,
     open: Vec<OpenBucket>,
     open_endpoints: Vec<u32>,
@@ -254,6 +333,7 @@ impl Metrics {
             bucket,
             endpoint_requests: vec![0; endpoints],
             endpoint_rows: Vec::new(),
+            probes: Vec::new(),
             current: 0,
             open: groups.iter().map(|_| OpenBucket::new()).collect(),
             open_endpoints: vec![0; tracked],
@@ -420,6 +500,47 @@ impl Metrics {
         open.spend_usd += usd;
     }
 
+    /// Counts a request of `site` that completed at `now` in every probe
+    /// that covers it.
+    pub fn probe_completed(
+        &mut self,
+        site: &Site,
+        status: u16,
+        latency: SimDuration,
+        now: SimTime,
+    ) {
+        let micros = (latency.as_nanos() / 1_000).clamp(1, MAX_LATENCY_US);
+        for probe in &mut self.probes {
+            if probe.counts(site, now) {
+                *probe.statuses.entry(status).or_insert(0) += 1;
+                // Clamped into the histogram's range, so recording cannot fail.
+                let _ = probe.latency.record(micros);
+            }
+        }
+    }
+
+    /// Counts an attempt of `site` that reached a backend at `now`,
+    /// costing `usd`, in every probe that covers it. Envoy's and clients'
+    /// retries count as retries, as in [`GroupMetrics`].
+    pub fn probe_backend_attempt(
+        &mut self,
+        site: &Site,
+        kind: AttemptKind,
+        usd: f64,
+        now: SimTime,
+    ) {
+        for probe in &mut self.probes {
+            if probe.counts(site, now) {
+                if kind == AttemptKind::First {
+                    probe.backend_first_attempts += 1;
+                } else {
+                    probe.backend_retries += 1;
+                }
+                probe.spend_usd += usd;
+            }
+        }
+    }
+
     pub fn total_requests(&self) -> u64 {
         self.groups.iter().map(|g| g.requests).sum()
     }
@@ -483,6 +604,34 @@ mod tests {
         assert!((summary.p50 - 50.0).abs() < 0.1, "{summary:?}");
         assert!((summary.p99 - 99.0).abs() < 0.1, "{summary:?}");
         assert!((summary.max - 100.0).abs() < 0.1, "{summary:?}");
+    }
+
+    #[test]
+    fn probes_filter_by_scope_and_span() {
+        let mut metrics = Metrics::new(&[("a".to_string(), 1)], SimDuration::from_secs(1), 0);
+        let secs = |s: u64| SimTime::ZERO + SimDuration::from_secs(s);
+        metrics.probes = vec![
+            Probe::new(ProbeScope::Run, SimTime::ZERO, None),
+            Probe::new(ProbeScope::Routes(vec![1]), secs(2), Some(secs(4))),
+            Probe::new(ProbeScope::Replica(1), SimTime::ZERO, None),
+        ];
+        let site = |route, replica| Site {
+            group: 0,
+            route,
+            replica,
+        };
+        let ms = SimDuration::from_millis(1);
+        metrics.probe_completed(&site(Some(1), 0), 200, ms, secs(1));
+        metrics.probe_completed(&site(Some(1), 0), 429, ms, secs(2));
+        metrics.probe_completed(&site(None, 1), 404, ms, secs(3));
+        metrics.probe_completed(&site(Some(1), 1), 200, ms, secs(4));
+        metrics.probe_backend_attempt(&site(Some(1), 0), AttemptKind::EnvoyRetry, 0.5, secs(3));
+        assert_eq!(metrics.probes[0].completed(), 4);
+        assert_eq!(metrics.probes[1].completed(), 1);
+        assert_eq!(metrics.probes[1].statuses.get(&429), Some(&1));
+        assert_eq!(metrics.probes[1].backend_retries, 1);
+        assert_eq!(metrics.probes[2].completed(), 2);
+        assert_eq!(metrics.probes[2].spend_usd, 0.0);
     }
 
     #[test]

@@ -9,6 +9,7 @@
 
 mod backend;
 mod client;
+mod expect;
 mod rate_limit_mode;
 mod rate_limit_service;
 mod sweep;
@@ -19,6 +20,7 @@ pub use backend::{BackendWindow, EndpointFailure, Overload};
 pub use client::{
     BackoffKind, ClientKind, ClientRetries, ClientSpec, Connection, OpenArrival, RequestTemplate,
 };
+pub use expect::{Bound, Expectation, Metric, Scope, StatusMatch, Window};
 pub use rate_limit_mode::RateLimitMode;
 pub use rate_limit_service::{Fault, FaultKind, RateLimitServiceSpec, RedisSpec};
 pub use sweep::{DEFAULT_METRICS, Goal, Parameter, SweepMetric, SweepSpec, expand_range};
@@ -62,10 +64,41 @@ pub struct Scenario {
     pub compare: Option<CompareSpec>,
     /// Manifest paths read, as written, for the run manifest.
     pub manifest_sources: Vec<String>,
+    /// The manifest files and folders the scenario names, resolved against
+    /// its folder (before any [`ManifestOverride`]).
+    pub manifest_paths: Vec<PathBuf>,
     pub output: OutputSpec,
     pub limits: Limits,
     /// Parameters `trafficsim sweep` varies, when the file defines them.
     pub sweep: Option<SweepSpec>,
+    /// The `expect:` list, in file order; empty when the file has none.
+    pub expectations: Vec<Expectation>,
+}
+
+/// Manifests read in place of the ones the scenario names, to run the same
+/// traffic against another set of policies (`trafficsim diff`).
+#[derive(Clone, Debug)]
+pub enum ManifestOverride {
+    /// The objects of these files and folders replace every
+    /// BackendTrafficPolicy of the scenario's manifests. Their Gateways and
+    /// routes replace the scenario's objects of the same kind, namespace
+    /// and name, or are added.
+    Replace(Vec<PathBuf>),
+    /// Each manifest path of the scenario, which must lie under `from`, is
+    /// read at the same relative place under `to` instead: the same files
+    /// as another version of the repository has them.
+    Reroot {
+        from: PathBuf,
+        to: PathBuf,
+        /// Names that version in messages, such as `git:HEAD~1`.
+        label: String,
+    },
+}
+
+/// Options of [`load_with`].
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    pub manifests: Option<ManifestOverride>,
 }
 
 /// The Envoy fleet: replicas, workers and how clients reach them.
@@ -215,6 +248,7 @@ const TOP_FIELDS: &[&str] = &[
     "limits",
     "sweep",
     "compare",
+    "expect",
 ];
 
 /// Reads and validates a scenario file and everything it references.
@@ -225,21 +259,31 @@ pub fn load(path: &Path) -> Result<Scenario, Diagnostics> {
 /// Like [`load`], with fields of the scenario or of its manifest objects
 /// set to other values first.
 pub fn load_with(path: &Path, overrides: &[Override]) -> Result<Scenario, Diagnostics> {
+    load_with_options(path, overrides, &LoadOptions::default())
+}
+
+/// Like [`load_with`], with the manifests also changed as `options` sets.
+pub fn load_with_options(
+    path: &Path,
+    overrides: &[Override],
+    options: &LoadOptions,
+) -> Result<Scenario, Diagnostics> {
     let documents = yaml::load_file(path)?;
-    read_documents(documents, path, overrides)
+    read_documents(documents, path, overrides, options)
 }
 
 /// Reads a scenario from text; `path` names it in diagnostics and anchors
 /// the relative paths it contains.
 pub fn parse_str(text: &str, path: &Path) -> Result<Scenario, Diagnostics> {
     let documents = yaml::parse_str(text, path)?;
-    read_documents(documents, path, &[])
+    read_documents(documents, path, &[], &LoadOptions::default())
 }
 
 fn read_documents(
     mut documents: Vec<yaml::Document>,
     path: &Path,
     overrides: &[Override],
+    options: &LoadOptions,
 ) -> Result<Scenario, Diagnostics> {
     let mut diagnostics = Diagnostics::for_file(path);
     let Some(document) = documents.first().cloned() else {
@@ -268,7 +312,7 @@ fn read_documents(
         .iter()
         .filter(|o| o.path.target != Target::Scenario)
         .collect();
-    let scenario = read_scenario(&root, path, &object_overrides, &mut diagnostics);
+    let scenario = read_scenario(&root, path, &object_overrides, options, &mut diagnostics);
     match scenario {
         Some(scenario) if diagnostics.is_empty() => Ok(scenario),
         _ => {
@@ -282,6 +326,7 @@ fn read_scenario(
     root: &Node,
     path: &Path,
     object_overrides: &[&Override],
+    options: &LoadOptions,
     diagnostics: &mut Diagnostics,
 ) -> Option<Scenario> {
     let fields = root.fields(diagnostics, TOP_FIELDS)?;
@@ -364,15 +409,31 @@ fn read_scenario(
             let edits = ManifestEdits {
                 overrides: object_overrides,
                 mode,
+                replacement: options.manifests.as_ref(),
             };
             read_manifests(node, path, &edits, &mut manifest_sources, diagnostics)
         }
         _ => None,
     };
+    let manifest_paths = written_manifest_paths(root, path);
+    let expectations = match fields.get("expect") {
+        Some(node) => {
+            let context = expect::Context {
+                clients: clients.as_deref(),
+                gateway: gateway.as_ref(),
+                replicas: envoy.as_ref().map(|e| e.replicas),
+                bucket: output.as_ref().map(|o| o.bucket),
+                duration,
+            };
+            expect::read_expectations(node, &context, diagnostics)
+        }
+        None => Some(Vec::new()),
+    };
 
     let (envoy, output, limits, sweep) = (envoy?, output?, limits?, sweep?);
     let (rate_limit_service, rate_limit_mode, compare) =
         (rate_limit_service?, rate_limit_mode?, compare?);
+    let expectations = expectations?;
     let (backends, clients, gateway) = (backends?, clients?, gateway?);
     check_backend_references(&gateway, &backends, root, diagnostics);
     check_endless_clients(&clients, duration, root, diagnostics);
@@ -391,9 +452,11 @@ fn read_scenario(
         rate_limit_mode,
         compare,
         manifest_sources,
+        manifest_paths,
         output,
         limits,
         sweep,
+        expectations,
     })
 }
 
@@ -773,6 +836,8 @@ fn read_cost(node: &Node, diagnostics: &mut Diagnostics) -> Option<CostModel> {
 struct ManifestEdits<'a> {
     overrides: &'a [&'a Override],
     mode: Option<RateLimitMode>,
+    /// Manifests read in place of the scenario's, for `trafficsim diff`.
+    replacement: Option<&'a ManifestOverride>,
 }
 
 /// Reads `manifests:`: paths (files or folders, relative to the scenario)
@@ -790,7 +855,27 @@ fn read_manifests(
     for item in items {
         match &item.value {
             Value::Scalar { text, .. } => {
-                let resolved = yaml::resolve_relative(scenario_path, text);
+                let mut resolved = yaml::resolve_relative(scenario_path, text);
+                if let Some(ManifestOverride::Reroot { from, to, label }) = edits.replacement {
+                    let Some(rerooted) = reroot(scenario_path, text, from, to) else {
+                        diagnostics.error(
+                            item,
+                            format!(
+                                "manifest path {text} is outside {}, so it cannot be read at {label}",
+                                from.display()
+                            ),
+                        );
+                        continue;
+                    };
+                    if !rerooted.exists() {
+                        diagnostics.error(
+                            item,
+                            format!("manifest path {text} does not exist at {label}"),
+                        );
+                        continue;
+                    }
+                    resolved = rerooted;
+                }
                 if !resolved.exists() {
                     diagnostics.error(
                         item,
@@ -848,6 +933,27 @@ fn read_manifests(
             }
         }
     }
+    if let Some(ManifestOverride::Replace(replacement)) = edits.replacement {
+        sources.push(format!(
+            "policies replaced by {}",
+            replacement
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        match manifest::load_paths(replacement) {
+            Ok(other) => {
+                if let Some(set) = set.as_mut() {
+                    set.replace_with(other);
+                }
+            }
+            Err(errors) => {
+                diagnostics.extend(errors);
+                set = None;
+            }
+        }
+    }
     for (over, count) in object_overrides.iter().zip(&matched) {
         if *count == 0 {
             diagnostics.error(
@@ -862,6 +968,47 @@ fn read_manifests(
         &set,
         &manifest::TranslateOptions::default(),
     ))
+}
+
+fn written_manifest_paths(root: &Node, scenario_path: &Path) -> Vec<PathBuf> {
+    let Some(Value::Sequence(items)) = root.get("manifests").map(|n| &n.value) else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .filter_map(|item| item.scalar())
+        .map(|text| yaml::resolve_relative(scenario_path, text))
+        .collect()
+}
+
+/// Moves the path `written` in the scenario from under `from` to the same
+/// place under `to`. Returns `None` when it does not lie under `from`. Both
+/// sides are compared as absolute paths with `.` and `..` resolved.
+fn reroot(scenario_path: &Path, written: &str, from: &Path, to: &Path) -> Option<PathBuf> {
+    let written_path = Path::new(written);
+    let joined = if written_path.is_absolute() {
+        written_path.to_path_buf()
+    } else {
+        let dir = scenario_path.parent().unwrap_or(Path::new("."));
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        std::fs::canonicalize(dir).ok()?.join(written_path)
+    };
+    let mut normal = PathBuf::new();
+    for component in joined.components() {
+        match component {
+            std::path::Component::ParentDir => {
+                normal.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => normal.push(other),
+        }
+    }
+    let relative = normal.strip_prefix(from).ok()?;
+    Some(to.join(relative))
 }
 
 fn check_backend_references(

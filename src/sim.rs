@@ -15,6 +15,7 @@ mod proxy;
 mod rate_limit_service;
 mod router;
 mod stats;
+mod timers;
 mod upstream;
 mod workload;
 
@@ -23,7 +24,7 @@ use std::sync::atomic::AtomicBool;
 
 use crate::engine::EventQueue;
 use crate::global_rate_limit::CallResult;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Probe};
 use crate::rng::Streams;
 use crate::scenario::Scenario;
 use crate::time::{SimDuration, SimTime};
@@ -214,8 +215,9 @@ pub(crate) enum Event {
     RetryBackoffDone {
         request: Handle,
     },
-    RouteTimeout {
-        request: Handle,
+    /// The route timeouts of one route that are due now fire.
+    RouteTimeouts {
+        route: u32,
     },
     PerTryTimeout {
         attempt: Handle,
@@ -287,6 +289,9 @@ pub struct RunOutput {
     pub seed: u64,
     pub metrics: Metrics,
     pub envoy_stats: EnvoyStats,
+    /// Envoy's stats of each replica, in replica order; their sum is
+    /// `envoy_stats`.
+    pub envoy_stats_per_replica: Vec<EnvoyStats>,
     /// Simulated time at which the run ended.
     pub end: SimTime,
     pub events: u64,
@@ -350,8 +355,21 @@ pub fn run(scenario: &Scenario, seed: u64) -> RunOutput {
 
 /// Runs `scenario` with `seed`.
 pub fn run_with(scenario: &Scenario, seed: u64, options: RunOptions) -> RunOutput {
+    run_with_probes(scenario, seed, options, Vec::new())
+}
+
+/// Runs `scenario` with `seed`, filling `probes` as well; they come back
+/// in `metrics.probes` in the same order. Probes only count, so the run's
+/// other results are the same as without them.
+pub fn run_with_probes(
+    scenario: &Scenario,
+    seed: u64,
+    options: RunOptions,
+    probes: Vec<Probe>,
+) -> RunOutput {
     let mut world = World::new(scenario, seed);
     world.options = options;
+    world.metrics.probes = probes;
     world.start();
     world.run_loop();
     world.finish()
@@ -370,6 +388,8 @@ pub(crate) struct World<'s> {
     pub notes: Vec<String>,
     pub options: RunOptions,
     pub records: Vec<RequestRecord>,
+    /// Route timeouts waiting to fire, one list per route.
+    pub route_timers: Vec<timers::FifoTimers<Handle>>,
     end: SimTime,
 }
 
@@ -402,6 +422,12 @@ impl<'s> World<'s> {
             notes: Vec::new(),
             options: RunOptions::default(),
             records: Vec::new(),
+            route_timers: scenario
+                .gateway
+                .routes
+                .iter()
+                .map(|_| timers::FifoTimers::default())
+                .collect(),
             end,
         }
     }
@@ -534,7 +560,7 @@ impl<'s> World<'s> {
             Event::OutlierTick { replica, cluster } => self.outlier_tick(replica, cluster),
             Event::HealthDelivery { replica, cluster } => self.health_delivery(replica, cluster),
             Event::RetryBackoffDone { request } => self.retry_backoff_done(request),
-            Event::RouteTimeout { request } => self.route_timeout(request),
+            Event::RouteTimeouts { route } => self.route_timeouts_due(route),
             Event::PerTryTimeout { attempt } => self.per_try_timeout(attempt),
             Event::ResponseAtClient {
                 request,
@@ -563,10 +589,12 @@ impl<'s> World<'s> {
         self.metrics.finish();
         let envoy_stats = self.proxies.collect_stats(self.scenario);
         self.notes.extend(self.proxies.outlier_notes(self.scenario));
+        let envoy_stats_per_replica = self.proxies.collect_replica_stats(self.scenario);
         let peak_active_requests = self.proxies.peak_active_requests(self.scenario);
         RunOutput {
             seed: self.streams.seed(),
             envoy_stats,
+            envoy_stats_per_replica,
             end,
             events: self.queue.events_processed(),
             in_flight_at_end: self.proxies.in_flight,

@@ -22,7 +22,7 @@ fn corpus(target: &str) -> Vec<PathBuf> {
 #[test]
 fn scenario_corpus_never_panics() {
     let files = corpus("scenario");
-    assert!(files.len() >= 4);
+    assert!(files.len() >= 5);
     for file in files {
         let data = std::fs::read(&file).unwrap();
         fuzz_entry::scenario_bytes(&data, &std::env::temp_dir());
@@ -52,7 +52,13 @@ fn trace_corpus_never_panics() {
 #[test]
 fn inline_seed_scenarios_load() {
     // The seeds are only useful to the fuzzer if they reach the simulation.
-    for name in ["tiers.yaml", "open.yaml", "closed.yaml", "global.yaml"] {
+    for name in [
+        "tiers.yaml",
+        "open.yaml",
+        "closed.yaml",
+        "global.yaml",
+        "expect.yaml",
+    ] {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("fuzz/corpus/scenario")
             .join(name);

@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 
 use super::upstream::ConnectOutcome;
 use super::{Event, Handle, World};
-use crate::metrics::AttemptKind;
+use crate::metrics::{AttemptKind, Site};
 use crate::rng::{self, Stream, Streams};
 use crate::scenario::{EndpointFailure, Scenario};
 use crate::time::{SimDuration, SimTime};
@@ -24,6 +24,9 @@ pub(crate) struct BackendWork {
     pub group: u32,
     /// The client call the attempt belongs to.
     pub call: Handle,
+    /// Route and replica the attempt came through, for probes.
+    pub route: u32,
+    pub replica: u32,
     /// An Envoy retry.
     pub retry: bool,
     /// Part of a client's retry of the call.
@@ -44,6 +47,14 @@ impl BackendWork {
             AttemptKind::ClientRetry
         } else {
             AttemptKind::First
+        }
+    }
+
+    fn site(&self) -> Site {
+        Site {
+            group: self.group as usize,
+            route: Some(self.route as usize),
+            replica: self.replica,
         }
     }
 }
@@ -184,6 +195,8 @@ impl World<'_> {
             self.workload.release_call(work.call);
             self.metrics
                 .record_backend_attempt(work.group as usize, work.kind(), 0.0, 0, 0, now);
+            self.metrics
+                .probe_backend_attempt(&work.site(), work.kind(), 0.0, now);
             let status = backend.queue_full_status;
             self.schedule_in(
                 latency,
@@ -205,6 +218,8 @@ impl World<'_> {
             work.output_tokens,
             now,
         );
+        self.metrics
+            .probe_backend_attempt(&work.site(), work.kind(), usd, now);
         self.metrics
             .record_endpoint_request(endpoint_index as usize);
         let repeated = self.workload.record_execution(work.call);

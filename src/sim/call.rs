@@ -13,7 +13,7 @@ use super::proxy::Request;
 use super::workload::Workload;
 use super::{Event, Handle, RequestRecord, World};
 use crate::client_retry::{self, TryOutcome};
-use crate::metrics::CLIENT_TIMEOUT_STATUS;
+use crate::metrics::{CLIENT_TIMEOUT_STATUS, Site};
 use crate::time::{SimDuration, SimTime};
 
 /// One call of a client instance.
@@ -73,6 +73,15 @@ impl Workload {
         };
         self.release_call(call);
         repeated
+    }
+}
+
+/// Client, route and replica of a request, for probes.
+fn request_site(request: &Request) -> Site {
+    Site {
+        group: request.group as usize,
+        route: request.route(),
+        replica: request.replica,
     }
 }
 
@@ -150,6 +159,7 @@ impl World<'_> {
         self.proxies.in_flight = self.proxies.in_flight.saturating_sub(1);
         let call_handle = request.call;
         let attempts = request.attempts();
+        let site = request_site(&request);
         let last_host = request.last_host();
         self.metrics
             .record_attempt_count(request.group as usize, attempts);
@@ -169,7 +179,7 @@ impl World<'_> {
             retry_after,
         };
         if !self.maybe_retry_call(call_handle, outcome) {
-            self.complete_call(call_handle, status, attempts, last_host);
+            self.complete_call(call_handle, status, attempts, site, last_host);
         }
     }
 
@@ -186,6 +196,14 @@ impl World<'_> {
             return;
         };
         let group = self.workload.instances[call.instance as usize].group;
+        let site = self.proxies.requests.get(request).map_or(
+            Site {
+                group: group as usize,
+                route: None,
+                replica: 0,
+            },
+            request_site,
+        );
         if !self.abandon_request(request) {
             return;
         }
@@ -195,7 +213,7 @@ impl World<'_> {
         }
         self.workload.release_call(call_handle);
         if !self.maybe_retry_call(call_handle, TryOutcome::TimedOut) {
-            self.complete_call(call_handle, CLIENT_TIMEOUT_STATUS, 0, None);
+            self.complete_call(call_handle, CLIENT_TIMEOUT_STATUS, 0, site, None);
         }
     }
 
@@ -237,12 +255,15 @@ impl World<'_> {
         true
     }
 
-    /// Ends a call with its final status.
+    /// Ends a call with its final status; `site` is where its last request
+    /// went, for probes, and `last_host` the cluster host of that request's
+    /// last attempt.
     fn complete_call(
         &mut self,
         call_handle: Handle,
         status: u16,
         attempts: u32,
+        site: Site,
         last_host: Option<u32>,
     ) {
         let now = self.now();
@@ -260,6 +281,7 @@ impl World<'_> {
         let latency = now.saturating_since(started);
         self.metrics
             .record_completed(group, instance.index, status, latency, now);
+        self.metrics.probe_completed(&site, status, latency, now);
         if self.options.record_requests {
             self.records.push(RequestRecord {
                 group: group as u32,

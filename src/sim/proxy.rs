@@ -54,6 +54,11 @@ pub(crate) struct Request {
 }
 
 impl Request {
+    /// Index of the matched route, once the request was routed.
+    pub fn route(&self) -> Option<usize> {
+        self.router.as_ref().map(|r| r.route as usize)
+    }
+
     /// Upstream attempts made so far: the `x-envoy-attempt-count` Envoy
     /// returns (0 for a local reply).
     pub fn attempts(&self) -> u32 {
@@ -345,18 +350,22 @@ impl Proxies {
     pub fn collect_stats(&self, scenario: &Scenario) -> EnvoyStats {
         let model = &scenario.gateway;
         let mut stats = EnvoyStats::default();
-        let has_local = model.routes.iter().any(|r| r.local_rate_limit.is_some());
         for replica in &self.replicas {
-            stats.add_http(&replica.stats, has_local);
-            for (index, cluster) in replica.clusters.iter().enumerate() {
-                let name = &model.clusters[index].name;
-                stats.add_cluster(name, &cluster.stats);
-                if let Some(detector) = &cluster.detector {
-                    stats.add_outlier(name, &detector.stats, &cluster.merge_window.stats);
-                }
-            }
+            add_replica_stats(&mut stats, replica, model);
         }
         stats
+    }
+
+    /// Collects the stats of each replica on its own, in replica order.
+    pub fn collect_replica_stats(&self, scenario: &Scenario) -> Vec<EnvoyStats> {
+        self.replicas
+            .iter()
+            .map(|replica| {
+                let mut stats = EnvoyStats::default();
+                add_replica_stats(&mut stats, replica, &scenario.gateway);
+                stats
+            })
+            .collect()
     }
 
     pub fn peak_active_requests(&self, scenario: &Scenario) -> BTreeMap<String, u32> {
@@ -395,6 +404,19 @@ fn ejection_capacity_note(
          least {needed}, or alwaysEjectOneEndpoint: true",
         100.0 / hosts as f64
     ))
+}
+
+/// Adds one replica's stats to `stats`.
+fn add_replica_stats(stats: &mut EnvoyStats, replica: &Replica, model: &GatewayModel) {
+    let has_local = model.routes.iter().any(|r| r.local_rate_limit.is_some());
+    stats.add_http(&replica.stats, has_local);
+    for (index, cluster) in replica.clusters.iter().enumerate() {
+        let name = &model.clusters[index].name;
+        stats.add_cluster(name, &cluster.stats);
+        if let Some(detector) = &cluster.detector {
+            stats.add_outlier(name, &detector.stats, &cluster.merge_window.stats);
+        }
+    }
 }
 
 /// Finds the first route matching a request.

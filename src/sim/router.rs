@@ -34,7 +34,8 @@ impl World<'_> {
         let Some(router) = request.router.as_mut() else {
             return;
         };
-        let route = &model.routes[router.route as usize];
+        let route_index = router.route as usize;
+        let route = &model.routes[route_index];
         let RouteAction::Forward { cluster } = route.action else {
             return;
         };
@@ -44,7 +45,12 @@ impl World<'_> {
             router.backoff = Some(Backoff::for_policy(policy));
         }
         if let Some(timeout) = route.timeouts.request {
-            self.schedule_in(timeout, Event::RouteTimeout { request: handle });
+            let deadline = self.now() + timeout;
+            let route = route_index as u32;
+            if self.route_timers[route_index].push(deadline, handle) {
+                self.queue
+                    .schedule_at(deadline, Event::RouteTimeouts { route });
+            }
         }
         self.start_attempt(handle, false);
     }
@@ -170,6 +176,8 @@ impl World<'_> {
             attempt: attempt_handle,
             group: request.group,
             call: request.call,
+            route: route as u32,
+            replica,
             retry,
             client_retry: request.client_retry,
             non_idempotent: client_retry::is_non_idempotent(&request.method),
@@ -500,6 +508,17 @@ impl World<'_> {
 
     /// Handles the route timeout: every attempt is reset and the client
     /// gets 504 `upstream request timeout`.
+    /// Fires every due route timeout of `route`, then schedules the next.
+    pub(super) fn route_timeouts_due(&mut self, route: u32) {
+        let now = self.now();
+        while let Some(handle) = self.route_timers[route as usize].pop_due(now) {
+            self.route_timeout(handle);
+        }
+        if let Some(next) = self.route_timers[route as usize].rearm() {
+            self.queue.schedule_at(next, Event::RouteTimeouts { route });
+        }
+    }
+
     pub(super) fn route_timeout(&mut self, handle: Handle) {
         let Some(request) = self.proxies.requests.get(handle) else {
             return;

@@ -1,5 +1,6 @@
 //! Clients: when each instance sends, and what it does with a response.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
@@ -21,6 +22,10 @@ pub(crate) struct Instance {
     pub headers: Arc<Vec<(String, String)>>,
     /// True when headers or path contain `{user}` (open clients with users).
     pub per_user: bool,
+    /// Headers and path already expanded for recent users, so a returning
+    /// user costs no allocation; cleared when it holds
+    /// [`USER_CACHE_CAPACITY`] users.
+    pub user_cache: BTreeMap<u64, UserRequest>,
     pub source_ip: IpAddr,
     pub rng: Stream,
     /// Draws of the replica (random spread) and worker (per-request
@@ -57,6 +62,12 @@ pub(crate) struct Workload {
     round_robin: u64,
     pub truncated: Option<Truncation>,
 }
+
+/// The headers and path of one user's requests.
+pub(crate) type UserRequest = (Arc<Vec<(String, String)>>, Arc<str>);
+
+/// Users whose expanded requests one instance keeps.
+const USER_CACHE_CAPACITY: usize = 65_536;
 
 fn expand(template: &str, index: u32) -> String {
     template.replace("{index}", &index.to_string())
@@ -145,6 +156,7 @@ fn new_instance(
         host: Arc::from(expand(&template.host, index).as_str()),
         headers: Arc::new(headers),
         per_user,
+        user_cache: BTreeMap::new(),
         source_ip,
         rng: streams.stream(&format!("client/{}", client.name), u64::from(index)),
         routing_rng: streams.stream(&format!("routing/{}", client.name), u64::from(index)),
@@ -317,16 +329,24 @@ impl World<'_> {
         };
         let (headers, path) = match user {
             Some(user) if instance.per_user => {
-                let user = user.to_string();
-                let headers: Vec<(String, String)> = instance
-                    .headers
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.replace("{user}", &user)))
-                    .collect();
-                (
-                    Arc::new(headers),
-                    Arc::from(instance.path.replace("{user}", &user).as_str()),
-                )
+                if instance.user_cache.len() >= USER_CACHE_CAPACITY
+                    && !instance.user_cache.contains_key(&user)
+                {
+                    instance.user_cache.clear();
+                }
+                let (headers, path) = instance.user_cache.entry(user).or_insert_with(|| {
+                    let text = user.to_string();
+                    let headers: Vec<(String, String)> = instance
+                        .headers
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.replace("{user}", &text)))
+                        .collect();
+                    (
+                        Arc::new(headers),
+                        Arc::from(instance.path.replace("{user}", &text).as_str()),
+                    )
+                });
+                (headers.clone(), path.clone())
             }
             _ => (instance.headers.clone(), instance.path.clone()),
         };
