@@ -171,6 +171,13 @@ enum Command {
         #[arg(short, long)]
         quiet: bool,
     },
+    /// Print the Envoy configuration of a scenario's route and cluster,
+    /// with its backend and clients, as one case of the conformance
+    /// recording harness (JSON on stdout).
+    EnvoyConfig {
+        /// Scenario file (YAML) with exactly one route and one backend.
+        scenario: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -264,6 +271,26 @@ fn main() -> ExitCode {
             quiet,
         ),
         Command::Merge { shards, out, quiet } => merge(&shards, &out, quiet),
+        Command::EnvoyConfig { scenario } => envoy_config(&scenario),
+    }
+}
+
+fn envoy_config(path: &std::path::Path) -> ExitCode {
+    let scenario = match scenario::load(path) {
+        Ok(scenario) => scenario,
+        Err(diagnostics) => {
+            return input_error(format!("{} has problems:\n{diagnostics}", path.display()));
+        }
+    };
+    match trafficsim::envoy_config::recording_case(&scenario) {
+        Ok(case) => {
+            println!("{case:#}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => input_error(format!(
+            "{} has no Envoy translation: {error}",
+            path.display()
+        )),
     }
 }
 
