@@ -7,7 +7,8 @@
 //! always open one) for the waiting requests. A request is checked against
 //! `max_requests` only when it is attached to a connection, and overflow
 //! there is an immediate failure, never a wait. One connection carries one
-//! request at a time.
+//! request at a time, and a connection that has carried
+//! `max_requests_per_connection` requests is closed when the last one ends.
 //!
 //! The pool decides; the caller (`sim`) schedules connection set-up and
 //! sends attached requests upstream.
@@ -46,6 +47,8 @@ pub struct PoolCounters {
     pub upstream_cx_overflow: u64,
     pub upstream_cx_destroy_local: u64,
     pub upstream_cx_destroy_remote: u64,
+    /// Connections closed for reaching `max_requests_per_connection`.
+    pub upstream_cx_max_requests: u64,
     pub upstream_rq_pending_total: u64,
     pub upstream_rq_pending_overflow: u64,
     pub upstream_rq_active_overflow: u64,
@@ -61,9 +64,26 @@ pub struct Pool {
     /// pool was drained while they were busy.
     pub draining: u32,
     pending: VecDeque<AttemptId>,
+    /// Requests each connection may carry; `None` is unlimited.
+    max_requests_per_connection: Option<u32>,
+    /// Requests carried so far by each idle connection, the most recently
+    /// freed last (it is reused first).
+    idle_served: Vec<u32>,
+    /// Requests carried so far, the current one included, by the connection
+    /// of each attached attempt.
+    busy_served: Vec<(AttemptId, u32)>,
 }
 
 impl Pool {
+    /// Creates an empty pool whose connections close after
+    /// `max_requests_per_connection` requests (`None`: never).
+    pub fn new(max_requests_per_connection: Option<u32>) -> Pool {
+        Pool {
+            max_requests_per_connection,
+            ..Pool::default()
+        }
+    }
+
     pub fn connections(&self) -> u32 {
         self.idle + self.busy + self.connecting
     }
@@ -80,7 +100,7 @@ impl Pool {
         counters: &mut PoolCounters,
     ) -> Admission {
         if self.idle > 0 {
-            return match self.attach(resources, counters) {
+            return match self.attach(attempt, resources, counters) {
                 Ok(()) => Admission::Attached,
                 Err(overflow) => Admission::Overflow(overflow),
             };
@@ -123,6 +143,7 @@ impl Pool {
         debug_assert!(self.connecting > 0);
         self.connecting = self.connecting.saturating_sub(1);
         self.idle += 1;
+        self.idle_served.push(0);
     }
 
     /// A connection attempt failed; its slot is given back.
@@ -145,7 +166,7 @@ impl Pool {
                 break;
             };
             resources.leave_pending();
-            out.push((attempt, self.attach(resources, counters)));
+            out.push((attempt, self.attach(attempt, resources, counters)));
         }
     }
 
@@ -175,10 +196,20 @@ impl Pool {
     /// closes the connection (after a reset, a timeout, or a retried 5xx);
     /// otherwise it becomes idle for the next request, unless the pool was
     /// drained while it was busy.
-    pub fn release(&mut self, close: bool, resources: &mut Resources, counters: &mut PoolCounters) {
+    ///
+    /// `attempt` names the request, so that a connection that has carried
+    /// `max_requests_per_connection` requests is closed too.
+    pub fn release(
+        &mut self,
+        attempt: AttemptId,
+        close: bool,
+        resources: &mut Resources,
+        counters: &mut PoolCounters,
+    ) {
         debug_assert!(self.busy > 0);
         self.busy = self.busy.saturating_sub(1);
         resources.finish_request();
+        let served = self.take_served(attempt);
         let drained = !close && self.draining > 0;
         if drained {
             self.draining -= 1;
@@ -186,21 +217,41 @@ impl Pool {
         // The pool cannot tell which busy connection ended, so it keeps at
         // most one pending close per busy connection.
         self.draining = self.draining.min(self.busy);
-        if close || drained {
+        let worn_out = !close
+            && !drained
+            && self
+                .max_requests_per_connection
+                .is_some_and(|limit| served >= limit);
+        if close || drained || worn_out {
             resources.close_connection();
             counters.upstream_cx_destroy_local += 1;
+            if worn_out {
+                counters.upstream_cx_max_requests += 1;
+            }
         } else {
             self.idle += 1;
+            self.idle_served.push(served);
+        }
+    }
+
+    /// Removes and returns the request count of the connection `attempt`
+    /// was attached to.
+    fn take_served(&mut self, attempt: AttemptId) -> u32 {
+        match self.busy_served.iter().position(|(a, _)| *a == attempt) {
+            Some(index) => self.busy_served.swap_remove(index).1,
+            None => 0,
         }
     }
 
     /// Releases a busy connection that the peer closed (a reset).
     pub fn release_closed_by_peer(
         &mut self,
+        attempt: AttemptId,
         resources: &mut Resources,
         counters: &mut PoolCounters,
     ) {
         debug_assert!(self.busy > 0);
+        self.take_served(attempt);
         self.busy = self.busy.saturating_sub(1);
         self.draining = self.draining.min(self.busy);
         resources.finish_request();
@@ -215,6 +266,7 @@ impl Pool {
             counters.upstream_cx_destroy_local += 1;
         }
         self.idle = 0;
+        self.idle_served.clear();
     }
 
     /// Envoy's `DrainExistingConnections`: idle connections close now, busy
@@ -233,10 +285,12 @@ impl Pool {
             counters.upstream_cx_destroy_remote += 1;
         }
         self.idle = 0;
+        self.idle_served.clear();
     }
 
     fn attach(
         &mut self,
+        attempt: AttemptId,
         resources: &mut Resources,
         counters: &mut PoolCounters,
     ) -> Result<(), Overflow> {
@@ -247,6 +301,8 @@ impl Pool {
         resources.attach_request();
         self.idle -= 1;
         self.busy += 1;
+        let served = self.idle_served.pop().unwrap_or(0) + 1;
+        self.busy_served.push((attempt, served));
         Ok(())
     }
 }
@@ -317,10 +373,36 @@ mod tests {
         assert_eq!(pool.pending_len(), 10);
         // A finished request hands its connection to the oldest waiter.
         let mut counters = PoolCounters::default();
-        pool.release(false, &mut resources, &mut counters);
+        pool.release(0, false, &mut resources, &mut counters);
         let mut out = Vec::new();
         pool.attach_pending(&mut resources, &mut counters, &mut out);
         assert_eq!(out, vec![(5, Ok(()))]);
+    }
+
+    #[test]
+    fn connection_closes_after_its_request_limit() {
+        let mut resources = limits(1024, 1024, 1024);
+        let mut counters = PoolCounters::default();
+        let mut pool = Pool::new(Some(2));
+        let mut out = Vec::new();
+        assert_eq!(
+            pool.request(0, &mut resources, &mut counters),
+            Admission::Queued
+        );
+        assert_eq!(pool.open_connections(&mut resources, &mut counters), 1);
+        pool.connected();
+        pool.attach_pending(&mut resources, &mut counters, &mut out);
+        pool.release(0, false, &mut resources, &mut counters);
+        // The second request reuses the connection, which then closes.
+        assert_eq!(
+            pool.request(1, &mut resources, &mut counters),
+            Admission::Attached
+        );
+        pool.release(1, false, &mut resources, &mut counters);
+        assert_eq!(pool.connections(), 0);
+        assert_eq!(counters.upstream_cx_total, 1);
+        assert_eq!(counters.upstream_cx_max_requests, 1);
+        assert_eq!(counters.upstream_cx_destroy_local, 1);
     }
 
     #[test]
@@ -347,12 +429,12 @@ mod tests {
         let mut counters = PoolCounters::default();
         let mut pool = Pool::default();
         burst(&mut pool, &mut resources, 2);
-        pool.release(false, &mut resources, &mut counters);
+        pool.release(0, false, &mut resources, &mut counters);
         assert_eq!((pool.idle, pool.busy), (1, 1));
         pool.drain(&mut resources, &mut counters);
         assert_eq!(pool.idle, 0);
         assert_eq!(counters.upstream_cx_destroy_local, 1);
-        pool.release(false, &mut resources, &mut counters);
+        pool.release(1, false, &mut resources, &mut counters);
         assert_eq!(pool.connections(), 0);
         assert_eq!(counters.upstream_cx_destroy_local, 2);
         assert_eq!(resources.usage.connections, 0);

@@ -12,6 +12,7 @@ pub mod descriptor;
 pub mod diff;
 pub mod dist;
 pub mod engine;
+pub mod envoy_config;
 pub mod fuzz_entry;
 pub mod gateway;
 pub mod global_rate_limit;

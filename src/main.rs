@@ -212,6 +212,13 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Print the Envoy configuration of a scenario's route and cluster,
+    /// with its backend and clients, as one case of the conformance
+    /// recording harness (JSON on stdout).
+    EnvoyConfig {
+        /// Scenario file (YAML) with exactly one route and one backend.
+        scenario: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -357,6 +364,7 @@ fn main() -> ExitCode {
             verbosity == Verbosity::Quiet,
         ),
         Command::Merge { shards, out } => merge(&shards, &out, verbosity == Verbosity::Quiet),
+        Command::EnvoyConfig { scenario } => envoy_config(&scenario),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -368,6 +376,48 @@ fn main() -> ExitCode {
             }
             ExitCode::from(2)
         }
+    }
+}
+
+fn envoy_config(path: &std::path::Path) -> Result<(), Failure> {
+    let scenario = match scenario::load(path) {
+        Ok(scenario) => scenario,
+        Err(diagnostics) => return Err(diagnostics_failure(path, &diagnostics)),
+    };
+    match trafficsim::envoy_config::recording_case(&scenario) {
+        Ok(case) => print_stdout(&format!("{case:#}\n")),
+        Err(error) => Err(input_error(format!(
+            "{} has no Envoy translation: {error}",
+            path.display()
+        ))),
+    }
+}
+
+/// Runs above this many requests get a size estimate before they start.
+const LARGE_RUN_REQUESTS: u64 = 20_000_000;
+
+/// Prints an estimate of a run's size when it is large, so a long wait is
+/// expected rather than mistaken for a hang.
+fn warn_if_large(scenario: &scenario::Scenario) {
+    let mut total: u64 = 0;
+    let mut open_ended = Vec::new();
+    for client in &scenario.clients {
+        match client.estimated_requests(scenario.duration) {
+            Some(requests) => total = total.saturating_add(requests),
+            None => open_ended.push(client.name.as_str()),
+        }
+    }
+    if total > LARGE_RUN_REQUESTS {
+        eprintln!(
+            "trafficsim: note: this run sends about {total} requests{}; expect about {} s at a \
+             million requests per second (Ctrl-C stops it and keeps what was done)",
+            if open_ended.is_empty() {
+                String::new()
+            } else {
+                format!(" plus those of {}", open_ended.join(", "))
+            },
+            total / 1_000_000
+        );
     }
 }
 
@@ -429,6 +479,9 @@ fn run(args: &RunArgs<'_>) -> Result<(), Failure> {
         Err(diagnostics) => return Err(diagnostics_failure(args.path, &diagnostics)),
     };
     let seed = args.seed.unwrap_or(scenario.seed);
+    if args.verbosity > Verbosity::Quiet {
+        warn_if_large(&scenario);
+    }
     let options = sim::RunOptions {
         record_requests: args.trace,
         stop: Some(&INTERRUPTED),

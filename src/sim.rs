@@ -346,6 +346,9 @@ pub struct RequestRecord {
     pub attempts: u32,
     /// Requests the client sent for the call: 1 plus its own retries.
     pub tries: u32,
+    /// Index, within the route's cluster, of the host of the last attempt
+    /// of the call's last request; `None` for a local reply.
+    pub last_host: Option<u32>,
 }
 
 /// Runs `scenario` with `seed`, keeping aggregate metrics only.

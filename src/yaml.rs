@@ -295,8 +295,16 @@ impl<'input> TreeBuilder<'input> {
                     line: marker.line(),
                     column: marker.col() + 1,
                 };
-                self.diagnostics
-                    .error_at(location, "", format!("invalid YAML: {}", error.info()));
+                let hint = if error.info().contains("tab") {
+                    "; indent with spaces, YAML does not allow tabs there"
+                } else {
+                    ""
+                };
+                self.diagnostics.error_at(
+                    location,
+                    "",
+                    format!("invalid YAML: {}{hint}", error.info()),
+                );
                 Err(Stop)
             }
             None => Err(Stop),

@@ -134,3 +134,96 @@ fn bad_rates_and_durations_are_explained() {
     assert!(got[2].contains("must be more than zero"), "{got:?}");
     assert!(got[3].contains("requests must be at least 1"), "{got:?}");
 }
+
+#[test]
+fn numbers_at_their_edges() {
+    let manifests = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scenarios/tutorial/manifests/gateway.yaml"
+    );
+    let cases = [
+        ("clients: []", "clients must list at least one client"),
+        (
+            "duration: 0s\nclients: [{kind: sequential, requests: 1}]",
+            "duration must be longer than zero",
+        ),
+        (
+            "duration: -1s\nclients: [{kind: sequential, requests: 1}]",
+            "duration `-1s` is negative",
+        ),
+        (
+            "clients: [{kind: closed, requests: 18446744073709551616, concurrency: 3}]",
+            "is larger than 18446744073709551615",
+        ),
+        (
+            "clients: [{kind: open, rate: 1e30/s}]\nduration: 1s",
+            "at most 1e9 requests per second",
+        ),
+        (
+            "envoy: {replicas: 4294967295}\nclients: [{kind: sequential, requests: 1}]",
+            "replicas must be from 1 to 10000",
+        ),
+    ];
+    for (index, (body, expected)) in cases.iter().enumerate() {
+        let text = format!("manifests: ['{manifests}']\nbackends: [{{name: backend}}]\n{body}\n");
+        let got = errors(&format!("edge-{index}.yaml"), &text);
+        assert_eq!(got.len(), 1, "{body}: {got:#?}");
+        assert!(got[0].contains(expected), "{body}: {got:?}");
+    }
+}
+
+#[test]
+fn huge_requests_count_is_accepted_as_written() {
+    // requests: 4294967295 is a valid count; the run is bounded by the
+    // scenario's duration, not rejected.
+    let manifests = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scenarios/tutorial/manifests/gateway.yaml"
+    );
+    let path = write(
+        "huge.yaml",
+        &format!(
+            "duration: 1s\nmanifests: ['{manifests}']\nbackends: [{{name: backend}}]\nclients: [{{kind: sequential, requests: 4294967295, think_time: 100ms}}]\n"
+        ),
+    );
+    let scenario = scenario::load(&path).unwrap_or_else(|d| panic!("{d}"));
+    let output = trafficsim::sim::run(&scenario, 1);
+    assert!(output.metrics.total_requests() <= 11);
+}
+
+#[test]
+fn tabs_and_crlf_and_bom() {
+    let manifests = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scenarios/tutorial/manifests/gateway.yaml"
+    );
+    let tabs = errors(
+        "tabs.yaml",
+        &format!("manifests: ['{manifests}']\nbackends:\n\t- name: backend\n"),
+    );
+    assert!(tabs[0].contains("indent with spaces"), "{tabs:?}");
+    let crlf = format!(
+        "\u{feff}manifests: ['{manifests}']\r\nbackends: [{{name: backend}}]\r\nclients: [{{kind: sequential, requests: 2}}]\r\n"
+    );
+    let path = write("crlf.yaml", &crlf);
+    assert!(scenario::load(&path).is_ok());
+}
+
+#[test]
+fn alias_bombs_and_deep_nesting_are_refused() {
+    let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for level in 1..12 {
+        let previous = level - 1;
+        bomb.push_str(&format!(
+            "a{level}: &a{level} [*a{previous}, *a{previous}, *a{previous}, *a{previous}, *a{previous}, *a{previous}, *a{previous}, *a{previous}, *a{previous}, *a{previous}]\n"
+        ));
+    }
+    let got = errors("bomb.yaml", &bomb);
+    assert!(got[0].contains("expands to more than"), "{got:?}");
+    let deep = format!("{}{}\n", "[".repeat(300), "]".repeat(300));
+    let got = errors("deep.yaml", &deep);
+    assert!(
+        got[0].contains("nesting is deeper") || got[0].contains("recursion limit"),
+        "{got:?}"
+    );
+}

@@ -158,6 +158,34 @@ pub struct RequestTemplate {
 }
 
 impl ClientSpec {
+    /// An estimate of the requests all instances send in `horizon`, or
+    /// `None` when it depends on how fast responses come back (agents
+    /// without a request cap).
+    pub fn estimated_requests(&self, horizon: Option<SimDuration>) -> Option<u64> {
+        let per_instance = match &self.kind {
+            ClientKind::Sequential { requests, .. } | ClientKind::Closed { requests, .. } => {
+                *requests
+            }
+            ClientKind::Open {
+                rate_per_s,
+                requests,
+                ..
+            } => {
+                let window = self.stop.or(horizon).map(|end| end.as_secs_f64());
+                let by_rate = window.map(|seconds| (rate_per_s * seconds) as u64);
+                match (by_rate, requests) {
+                    (Some(a), Some(b)) => a.min(*b),
+                    (Some(a), None) => a,
+                    (None, Some(b)) => *b,
+                    (None, None) => return None,
+                }
+            }
+            ClientKind::Agent { requests, .. } => (*requests)?,
+            ClientKind::Trace { rows, .. } => rows.len() as u64,
+        };
+        Some(per_instance.saturating_mul(u64::from(self.count)))
+    }
+
     /// True when the client would send requests forever.
     pub fn is_endless(&self) -> bool {
         if self.stop.is_some() {

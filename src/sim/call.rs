@@ -160,6 +160,7 @@ impl World<'_> {
         let call_handle = request.call;
         let attempts = request.attempts();
         let site = request_site(&request);
+        let last_host = request.last_host();
         self.metrics
             .record_attempt_count(request.group as usize, attempts);
         let current = self
@@ -178,7 +179,7 @@ impl World<'_> {
             retry_after,
         };
         if !self.maybe_retry_call(call_handle, outcome) {
-            self.complete_call(call_handle, status, attempts, site);
+            self.complete_call(call_handle, status, attempts, site, last_host);
         }
     }
 
@@ -212,7 +213,7 @@ impl World<'_> {
         }
         self.workload.release_call(call_handle);
         if !self.maybe_retry_call(call_handle, TryOutcome::TimedOut) {
-            self.complete_call(call_handle, CLIENT_TIMEOUT_STATUS, 0, site);
+            self.complete_call(call_handle, CLIENT_TIMEOUT_STATUS, 0, site, None);
         }
     }
 
@@ -255,8 +256,16 @@ impl World<'_> {
     }
 
     /// Ends a call with its final status; `site` is where its last request
-    /// went, for probes.
-    fn complete_call(&mut self, call_handle: Handle, status: u16, attempts: u32, site: Site) {
+    /// went, for probes, and `last_host` the cluster host of that request's
+    /// last attempt.
+    fn complete_call(
+        &mut self,
+        call_handle: Handle,
+        status: u16,
+        attempts: u32,
+        site: Site,
+        last_host: Option<u32>,
+    ) {
         let now = self.now();
         let Some(call) = self.workload.calls.get_mut(call_handle) else {
             return;
@@ -282,6 +291,7 @@ impl World<'_> {
                 status,
                 attempts,
                 tries,
+                last_host,
             });
         }
         self.after_call(instance_index, slot, status);

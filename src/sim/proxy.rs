@@ -65,6 +65,13 @@ impl Request {
         self.router.as_ref().map_or(0, |r| r.attempts)
     }
 
+    /// Host index, within the cluster, of the last attempt made.
+    pub fn last_host(&self) -> Option<u32> {
+        self.router
+            .as_ref()
+            .and_then(|r| r.hosts_tried.last().copied())
+    }
+
     pub(super) fn attrs(&self) -> RequestAttrs<'_> {
         RequestAttrs {
             host: &self.host,
@@ -227,7 +234,10 @@ impl Proxies {
                             .collect();
                         ClusterState {
                             resources: Resources::new(&cluster.circuit_breaker),
-                            pools: vec![Pool::default(); hosts * workers as usize],
+                            pools: vec![
+                                Pool::new(cluster.circuit_breaker.max_requests_per_connection);
+                                hosts * workers as usize
+                            ],
                             balancers,
                             host_active: vec![0; hosts],
                             host_healthy: vec![true; hosts],

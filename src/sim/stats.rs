@@ -127,6 +127,7 @@ impl EnvoyStats {
         add("upstream_cx_total", pool.upstream_cx_total);
         add("upstream_cx_overflow", pool.upstream_cx_overflow);
         add("upstream_cx_destroy_local", pool.upstream_cx_destroy_local);
+        add("upstream_cx_max_requests", pool.upstream_cx_max_requests);
         add(
             "upstream_cx_destroy_remote",
             pool.upstream_cx_destroy_remote,
