@@ -96,34 +96,6 @@ enum Command {
         #[arg(long, value_enum, default_value = "human")]
         format: ValidateFormat,
     },
-    /// Write a starter scenario for existing manifests: every route with
-    /// its backends, a client per route, TODO marks where traffic and
-    /// costs go.
-    Init {
-        /// Manifest file or folder (searched for *.yaml and *.yml).
-        #[arg(long = "from", value_name = "DIR_OR_FILE")]
-        from: PathBuf,
-        /// Scenario file to write. Without it the scenario goes to stdout,
-        /// with manifest paths relative to the current folder.
-        #[arg(long, value_name = "FILE")]
-        out: Option<PathBuf>,
-        /// Replace FILE if it exists.
-        #[arg(long)]
-        force: bool,
-    },
-    /// Print the JSON Schema of scenario files, for editors.
-    Schema,
-    /// Print a shell completion script.
-    Completions {
-        /// The shell to complete for.
-        #[arg(value_enum)]
-        shell: Shell,
-    },
-    /// Print the manual page (roff), for `man -l -`.
-    Man {
-        /// A subcommand whose own page to print, such as `run`.
-        subcommand: Option<String>,
-    },
     /// Run scenarios and judge their `expect:` lists. Exit 0 when every
     /// expectation passes, 1 when any fails, 2 on bad input.
     Check {
@@ -218,6 +190,34 @@ enum Command {
     EnvoyConfig {
         /// Scenario file (YAML) with exactly one route and one backend.
         scenario: PathBuf,
+    },
+    /// Write a starter scenario for existing manifests: every route with
+    /// its backends, a client per route, TODO marks where traffic and
+    /// costs go.
+    Init {
+        /// Manifest file or folder (searched for *.yaml and *.yml).
+        #[arg(long = "from", value_name = "DIR_OR_FILE")]
+        from: PathBuf,
+        /// Scenario file to write. Without it the scenario goes to stdout,
+        /// with manifest paths relative to the current folder.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the JSON Schema of scenario files, for editors.
+    Schema,
+    /// Print a shell completion script.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print the manual page (roff), for `man -l -`.
+    Man {
+        /// A subcommand whose own page to print, such as `run`.
+        subcommand: Option<String>,
     },
 }
 
