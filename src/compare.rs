@@ -356,10 +356,7 @@ pub fn write_outputs(
     summaries: &[VariantSummary],
 ) -> Result<Vec<PathBuf>, ReportError> {
     let dir = outputs.dir;
-    std::fs::create_dir_all(dir).map_err(|source| ReportError::CreateDir {
-        path: dir.to_path_buf(),
-        source,
-    })?;
+    crate::report::prepare_output_dir(dir)?;
     let mut written = Vec::new();
     for run in runs {
         let variant_dir = dir.join(&run.name);

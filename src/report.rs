@@ -36,8 +36,41 @@ pub enum ReportError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "output folder {path} already holds files trafficsim did not write; choose another \
+         folder with --out, or empty this one"
+    )]
+    ForeignFolder { path: PathBuf },
     #[error(transparent)]
     Chart(#[from] chart::ChartError),
+}
+
+/// Name of the file that marks a folder as written by trafficsim.
+pub const OUTPUT_MARKER: &str = ".trafficsim-output";
+
+/// Creates `dir` for outputs, or accepts it when it is empty or was made by
+/// trafficsim before (it holds [`OUTPUT_MARKER`]), so a run never replaces
+/// files it did not write.
+pub fn prepare_output_dir(dir: &Path) -> Result<(), ReportError> {
+    let create_error = |source| ReportError::CreateDir {
+        path: dir.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(create_error)?;
+    let marker = dir.join(OUTPUT_MARKER);
+    if marker.exists() {
+        return Ok(());
+    }
+    let mut entries = std::fs::read_dir(dir).map_err(create_error)?;
+    if entries.next().is_some() {
+        return Err(ReportError::ForeignFolder {
+            path: dir.to_path_buf(),
+        });
+    }
+    write_atomic(
+        &marker,
+        b"This folder holds outputs written by trafficsim, which may replace them.\n",
+    )
 }
 
 /// Writes `bytes` to `path` through a temporary sibling and a rename.
@@ -412,10 +445,7 @@ pub fn write_run(
     output: &RunOutput,
     tool_version: &str,
 ) -> Result<(), ReportError> {
-    std::fs::create_dir_all(dir).map_err(|source| ReportError::CreateDir {
-        path: dir.to_path_buf(),
-        source,
-    })?;
+    prepare_output_dir(dir)?;
     let mut summary_text =
         serde_json::to_string_pretty(&summary(scenario, output)).unwrap_or_default();
     summary_text.push('\n');

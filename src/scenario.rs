@@ -609,7 +609,9 @@ pub fn parse_rfc3339_utc(text: &str) -> Option<u64> {
     if date_parts.next().is_some() || time_parts.next().is_some() {
         return None;
     }
-    if !(1..=12).contains(&month)
+    // Four-digit years only: they keep the arithmetic below in range.
+    if !(0..=9999).contains(&year)
+        || !(1..=12).contains(&month)
         || !(1..=31).contains(&day)
         || hour > 23
         || minute > 59
@@ -1027,6 +1029,8 @@ mod tests {
     #[test]
     fn rfc3339_parses_to_unix_seconds() {
         assert_eq!(parse_rfc3339_utc("1970-01-01T00:00:00Z"), Some(0));
+        // Found by fuzzing: a huge year overflowed the day arithmetic.
+        assert_eq!(parse_rfc3339_utc("99999999999999-11-16T18:15:46Z"), None);
         assert_eq!(
             parse_rfc3339_utc("2026-01-01T00:00:00Z"),
             Some(DEFAULT_START_UNIX_S)

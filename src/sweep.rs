@@ -661,10 +661,7 @@ pub fn write_outputs(
     plan: &SweepPlan,
     results: &[JobResult],
 ) -> Result<(), SweepError> {
-    std::fs::create_dir_all(dir).map_err(|source| ReportError::CreateDir {
-        path: dir.to_path_buf(),
-        source,
-    })?;
+    crate::report::prepare_output_dir(dir)?;
     report::write_atomic(&dir.join("sweep.csv"), sweep_csv(plan, results).as_bytes())?;
     let mut text =
         serde_json::to_string_pretty(&results_json(plan, None, results)).unwrap_or_default();
@@ -702,10 +699,7 @@ pub fn write_shard(
     shard: Shard,
     results: &[JobResult],
 ) -> Result<PathBuf, SweepError> {
-    std::fs::create_dir_all(dir).map_err(|source| ReportError::CreateDir {
-        path: dir.to_path_buf(),
-        source,
-    })?;
+    crate::report::prepare_output_dir(dir)?;
     let path = dir.join(format!(
         "sweep-shard-{}-of-{}.json",
         shard.index, shard.count

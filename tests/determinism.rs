@@ -48,6 +48,7 @@ fn same_seed_gives_identical_bytes() {
         assert_eq!(
             names,
             [
+                ".trafficsim-output",
                 "manifest.json",
                 "outcomes.png",
                 "outcomes.svg",
@@ -95,4 +96,25 @@ fn adding_a_client_keeps_other_draws() {
     let latency =
         |output: &sim::RunOutput, group: usize| output.metrics.groups[group].latency.clone();
     assert_eq!(latency(&alone, 0), latency(&together, 1));
+}
+
+#[test]
+fn outputs_never_replace_foreign_files() {
+    let dir = scratch("foreign");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("summary.json"), b"someone else's file").unwrap();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/tutorial/basic-limit.yaml");
+    let scenario = scenario::load(&path).unwrap();
+    let output = sim::run(&scenario, 1);
+    let error = report::write_run(&dir, &scenario, &output, "test").unwrap_err();
+    assert!(error.to_string().contains("did not write"), "{error}");
+    assert_eq!(
+        std::fs::read(dir.join("summary.json")).unwrap(),
+        b"someone else's file"
+    );
+
+    // A folder trafficsim made may be written again.
+    let ours = scratch("ours");
+    report::write_run(&ours, &scenario, &output, "test").unwrap();
+    report::write_run(&ours, &scenario, &output, "test").unwrap();
 }

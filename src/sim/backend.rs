@@ -271,16 +271,23 @@ impl World<'_> {
         endpoint.busy = endpoint.busy.saturating_sub(1);
         let next = endpoint.queue.pop_front();
         let latency = self.scenario.envoy.upstream_latency;
-        self.queue.schedule_in(
-            latency,
-            Event::UpstreamResponse {
-                attempt,
-                status,
-                retry_after,
-            },
-        );
         if let Some(next) = next {
             self.start_service(endpoint_index, next);
+        }
+        if latency.is_zero() {
+            // The endpoint is settled first, so Envoy handling the response
+            // at once (and perhaps sending it new work) sees its state as
+            // after this instant.
+            self.upstream_response(attempt, status, retry_after);
+        } else {
+            self.queue.schedule_in(
+                latency,
+                Event::UpstreamResponse {
+                    attempt,
+                    status,
+                    retry_after,
+                },
+            );
         }
     }
 }

@@ -141,8 +141,14 @@ impl World<'_> {
             );
         }
         let latency = self.scenario.envoy.client_latency;
-        self.queue
-            .schedule_in(latency, Event::ArriveAtProxy { request: handle });
+        if latency.is_zero() {
+            // Arriving only schedules later events, so a zero-latency hop
+            // needs no queue event.
+            self.arrive_at_proxy(handle);
+        } else {
+            self.queue
+                .schedule_in(latency, Event::ArriveAtProxy { request: handle });
+        }
     }
 
     /// Handles the response to a request at its client: the call ends, or

@@ -200,7 +200,13 @@ impl World<'_> {
             );
         }
         let latency = self.scenario.envoy.upstream_latency;
-        self.schedule_in(latency, Event::BackendArrive { endpoint, work });
+        if latency.is_zero() {
+            // Nothing happens between sending and arriving, and arriving
+            // only schedules later events, so the hop needs no queue event.
+            self.backend_arrive(endpoint, work);
+        } else {
+            self.schedule_in(latency, Event::BackendArrive { endpoint, work });
+        }
     }
 
     /// Ends an attempt: frees its connection (closing it when `close`) and
