@@ -643,6 +643,12 @@ fn find_chromium() -> Option<PathBuf> {
 #[test]
 fn report_html_renders_in_chromium() {
     let Some(chromium) = find_chromium() else {
+        // .ci/run sets this after installing Chromium, so CI cannot pass
+        // without the browser having opened the report.
+        assert!(
+            std::env::var_os("TRAFFICSIM_REQUIRE_BROWSER").is_none(),
+            "TRAFFICSIM_REQUIRE_BROWSER is set but chromium is not on PATH"
+        );
         eprintln!("skipped: chromium is not installed (.ci/run installs it)");
         return;
     };

@@ -1392,8 +1392,8 @@ fn kind_schema(kind: Kind) -> Value {
                     { "type": "string", "description": "A manifest file or folder, relative to the scenario." },
                     {
                         "type": "object",
-                        "description": "An inline Kubernetes object.",
-                        "required": ["apiVersion", "kind"],
+                        "description": "An inline Kubernetes object, List, or translator bundle; \
+                                        kinds trafficsim does not read are skipped with a note.",
                     },
                 ],
             },
