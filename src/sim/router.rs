@@ -520,7 +520,14 @@ impl World<'_> {
         while let Some(handle) = self.route_timers[route as usize].pop_due(now) {
             self.route_timeout(handle);
         }
-        if let Some(next) = self.route_timers[route as usize].rearm() {
+        let requests = &self.proxies.requests;
+        let pending = |handle| {
+            requests
+                .get(handle)
+                .and_then(|request| request.router.as_ref())
+                .is_some_and(|router| !router.done)
+        };
+        if let Some(next) = self.route_timers[route as usize].rearm(pending) {
             self.queue.schedule_at(next, Event::RouteTimeouts { route });
         }
     }

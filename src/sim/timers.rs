@@ -52,7 +52,15 @@ impl<T: Copy> FifoTimers<T> {
 
     /// After the due timers were taken: the deadline to schedule the list's
     /// next event at, or `None` when the list is empty (and disarmed).
-    pub fn rearm(&mut self) -> Option<SimTime> {
+    /// Leading timers for which `pending` says false (their request already
+    /// ended) are dropped first, so they never cost a queue event.
+    pub fn rearm(&mut self, mut pending: impl FnMut(T) -> bool) -> Option<SimTime> {
+        while let Some(&(_, item)) = self.entries.front() {
+            if pending(item) {
+                break;
+            }
+            self.entries.pop_front();
+        }
         match self.entries.front() {
             Some((deadline, _)) => Some(*deadline),
             None => {
@@ -76,9 +84,28 @@ mod tests {
         assert_eq!(timers.pop_due(SimTime::from_nanos(10)), Some('a'));
         assert_eq!(timers.pop_due(SimTime::from_nanos(10)), Some('b'));
         assert_eq!(timers.pop_due(SimTime::from_nanos(10)), None);
-        assert_eq!(timers.rearm(), Some(SimTime::from_nanos(30)));
+        assert_eq!(timers.rearm(|_| true), Some(SimTime::from_nanos(30)));
         assert_eq!(timers.pop_due(SimTime::from_nanos(30)), Some('c'));
-        assert_eq!(timers.rearm(), None);
+        assert_eq!(timers.rearm(|_| true), None);
         assert!(timers.push(SimTime::from_nanos(40), 'd'));
+    }
+
+    #[test]
+    fn rearm_skips_timers_no_longer_pending() {
+        let mut timers = FifoTimers::default();
+        timers.push(SimTime::from_nanos(10), 1);
+        timers.push(SimTime::from_nanos(20), 2);
+        timers.push(SimTime::from_nanos(30), 3);
+        timers.push(SimTime::from_nanos(40), 4);
+        assert_eq!(timers.pop_due(SimTime::from_nanos(10)), Some(1));
+        // 2 ended early; 3 is still pending, and 4 after it is kept even
+        // though it ended, to be dropped when it reaches the head.
+        assert_eq!(
+            timers.rearm(|item| item != 2 && item != 4),
+            Some(SimTime::from_nanos(30))
+        );
+        assert_eq!(timers.pop_due(SimTime::from_nanos(30)), Some(3));
+        assert_eq!(timers.rearm(|item| item != 4), None);
+        assert!(timers.push(SimTime::from_nanos(50), 5));
     }
 }
