@@ -219,6 +219,21 @@ pub fn translate(set: &ManifestSet, options: &TranslateOptions) -> GatewayModel 
             }
         }
     }
+    for policy in &policies {
+        for selector in &policy.spec.target_selectors {
+            if let Some(from) = &selector.other_namespaces {
+                notes.push(format!(
+                    "{}: BackendTrafficPolicy {}: `targetSelectors` with `namespaces.from: \
+                     {from}` selects only objects in namespace `{}` here; those of other \
+                     namespaces, which Envoy Gateway attaches where a ReferenceGrant allows, \
+                     are not simulated",
+                    policy.meta.origin(),
+                    policy.meta.key(),
+                    policy.meta.namespace
+                ));
+            }
+        }
+    }
     let built = routes::build_routes(&gateways, &route_objects, &mut notes);
     let attachment = attach_policies(
         &gateways,

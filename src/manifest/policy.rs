@@ -59,6 +59,9 @@ pub struct TargetSelector {
     pub kind: String,
     pub match_labels: BTreeMap<String, String>,
     pub match_expressions: Vec<LabelExpression>,
+    /// `namespaces.from` when it is `All` or `Selector`. Only objects of
+    /// the policy's own namespace are selected, so translation notes it.
+    pub other_namespaces: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -614,17 +617,20 @@ fn read_target_selector(node: &Node, diagnostics: &mut Diagnostics) -> Option<Ta
         diagnostics,
         read_expression,
     );
+    let mut other_namespaces = None;
     if let Some(namespaces) = fields.get("namespaces")
         && let Some(namespaces) = namespaces.fields(diagnostics, &["from", "selector"])
     {
-        namespaces
+        let from = namespaces
             .require("from", diagnostics)
             .and_then(|n| n.one_of(diagnostics, &["Same", "All", "Selector"]));
+        other_namespaces = from.filter(|from| *from != "Same").map(str::to_string);
     }
     Some(TargetSelector {
         kind: kind?.to_string(),
         match_labels,
         match_expressions,
+        other_namespaces,
     })
 }
 

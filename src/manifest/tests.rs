@@ -87,6 +87,26 @@ fn other_kinds_become_notes() {
 }
 
 #[test]
+fn selector_namespaces_beyond_same_become_notes() {
+    let policy = |from: &str| {
+        format!(
+            "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: BackendTrafficPolicy\n\
+             metadata: {{name: p, namespace: default}}\nspec:\n  targetSelectors:\n  \
+             - {{group: gateway.networking.k8s.io, kind: HTTPRoute, namespaces: {{from: {from}}}}}\n"
+        )
+    };
+    let same = model(&with(&[GATEWAY, ROUTE, &policy("Same")]));
+    assert!(same.notes.is_empty(), "{:?}", same.notes);
+    let all = model(&with(&[GATEWAY, ROUTE, &policy("All")]));
+    assert_eq!(all.notes.len(), 1);
+    assert!(
+        all.notes[0].contains("`namespaces.from: All` selects only objects in namespace `default`"),
+        "{}",
+        all.notes[0]
+    );
+}
+
+#[test]
 fn list_objects_and_bundles_are_read() {
     let list = format!(
         "apiVersion: v1\nkind: List\nitems:\n- {}\n",
