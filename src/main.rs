@@ -479,6 +479,17 @@ fn run(args: &RunArgs<'_>) -> Result<(), Failure> {
         Err(diagnostics) => return Err(diagnostics_failure(args.path, &diagnostics)),
     };
     let seed = args.seed.unwrap_or(scenario.seed);
+    let dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("outputs").join(&scenario.name));
+    // Checked before the run, so a folder that cannot take the outputs
+    // fails at once instead of after a long simulation.
+    report::prepare_output_dir(&dir)
+        .with_context(|| format!("failed to write the outputs of {}", scenario.name))?;
+    for file in [&args.prometheus, &args.openmetrics].into_iter().flatten() {
+        check_parent_folder(file)?;
+    }
     if args.verbosity > Verbosity::Quiet {
         warn_if_large(&scenario);
     }
@@ -511,10 +522,6 @@ fn run(args: &RunArgs<'_>) -> Result<(), Failure> {
         print_warning(&truncation.to_string());
     }
 
-    let dir = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("outputs").join(&scenario.name));
     report::write_run(&dir, &scenario, &output, env!("CARGO_PKG_VERSION"))
         .with_context(|| format!("failed to write the outputs of {}", scenario.name))?;
     let mut extra = Vec::new();
@@ -553,6 +560,23 @@ fn run(args: &RunArgs<'_>) -> Result<(), Failure> {
         return Err(Failure::Interrupted);
     }
     Ok(())
+}
+
+/// Fails when the folder for `file` does not exist, so a misspelt output
+/// path is reported before a run rather than after it.
+fn check_parent_folder(file: &Path) -> Result<(), Failure> {
+    let parent = match file.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => return Ok(()),
+    };
+    if parent.is_dir() {
+        return Ok(());
+    }
+    Err(input_error(format!(
+        "cannot write {}: folder {} does not exist; create it or choose another path",
+        file.display(),
+        parent.display()
+    )))
 }
 
 /// Wraps `message` as a bad-input failure (exit 2).
@@ -624,12 +648,13 @@ fn sweep(
         Ok(shard) => shard,
         Err(message) => return Err(input_error(message)),
     };
+    let dir =
+        out.unwrap_or_else(|| PathBuf::from("outputs").join(format!("{}-sweep", scenario.name)));
+    report::prepare_output_dir(&dir).map_err(anyhow::Error::new)?;
     let results = match sweep::run(&plan, shard, threads, Some(&INTERRUPTED)) {
         Ok(results) => results,
         Err(error) => return Err(anyhow::Error::new(error).into()),
     };
-    let dir =
-        out.unwrap_or_else(|| PathBuf::from("outputs").join(format!("{}-sweep", scenario.name)));
     if let Some(shard) = shard {
         return match sweep::write_shard(&dir, &plan, shard, &results) {
             Ok(file) => {
@@ -734,6 +759,9 @@ fn compare(
         }
     };
     let seed = seed.unwrap_or(base.seed);
+    let dir =
+        out.unwrap_or_else(|| PathBuf::from("outputs").join(format!("{}-compare", base.name)));
+    report::prepare_output_dir(&dir).map_err(anyhow::Error::new)?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let runs = compare::run_variants(loaded, seed, threads);
     for run in &runs {
@@ -748,8 +776,6 @@ fn compare(
     }
     let summaries: Vec<compare::VariantSummary> = runs.iter().map(compare::summarize).collect();
     let limit_per_s = base.compare.as_ref().and_then(|spec| spec.limit_per_s);
-    let dir =
-        out.unwrap_or_else(|| PathBuf::from("outputs").join(format!("{}-compare", base.name)));
     let outputs = compare::CompareOutputs {
         dir: &dir,
         scenario_name: &base.name,
@@ -792,6 +818,9 @@ fn run_diff(
             "--confidence must be from 0.5 to 0.999, found {}",
             options.confidence
         )));
+    }
+    if let Some(dir) = &out {
+        report::prepare_output_dir(dir).map_err(anyhow::Error::new)?;
     }
     let before = diff::ManifestSource::parse(before);
     let after = after.map_or(diff::ManifestSource::Scenario, diff::ManifestSource::parse);

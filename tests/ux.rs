@@ -703,3 +703,93 @@ fn report_html_renders_in_chromium() {
         "no 503 band in the screenshot"
     );
 }
+
+#[test]
+fn output_problems_fail_before_the_run() {
+    let dir = scratch("early-output-check");
+    let foreign = dir.join("foreign");
+    std::fs::create_dir_all(&foreign).unwrap();
+    std::fs::write(foreign.join("notes.txt"), "mine").unwrap();
+    let output = trafficsim(&[
+        "run",
+        "scenarios/tutorial/basic-limit.yaml",
+        "--out",
+        foreign.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("did not write"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(stdout(&output), "", "the scenario ran before the check");
+
+    let prometheus = dir.join("no-such-folder").join("run.prom");
+    let output = trafficsim(&[
+        "run",
+        "scenarios/tutorial/basic-limit.yaml",
+        "--out",
+        dir.join("out").to_str().unwrap(),
+        "--prometheus",
+        prometheus.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("no-such-folder does not exist"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(stdout(&output), "", "the scenario ran before the check");
+}
+
+#[test]
+fn diff_never_writes_into_foreign_folders() {
+    let dir = scratch("diff-foreign");
+    std::fs::write(dir.join("notes.txt"), "mine").unwrap();
+    let output = trafficsim(&[
+        "diff",
+        "scenarios/ci/tutorial-basic-limit.yaml",
+        "--before",
+        "scenarios/tutorial/manifests/per-user-distinct.yaml",
+        "--seeds",
+        "2",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("did not write"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!dir.join("report.html").exists());
+}
+
+#[test]
+fn run_folder_may_hold_the_diff_folder() {
+    // `diff` writes into `outputs/<scenario>/diff`, inside the folder a
+    // later `run` of the same scenario writes.
+    let dir = scratch("diff-then-run");
+    let diff = trafficsim(&[
+        "diff",
+        "scenarios/ci/tutorial-basic-limit.yaml",
+        "--before",
+        "scenarios/tutorial/manifests/per-user-distinct.yaml",
+        "--seeds",
+        "2",
+        "-q",
+        "--out",
+        dir.join("diff").to_str().unwrap(),
+    ]);
+    assert!(diff.status.success(), "{}", stderr(&diff));
+    let run = trafficsim(&[
+        "run",
+        "scenarios/ci/tutorial-basic-limit.yaml",
+        "-q",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(dir.join("report.html").exists());
+    assert!(dir.join("diff/report.html").exists());
+}
