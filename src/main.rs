@@ -274,7 +274,10 @@ static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 const EXIT_INTERRUPTED: u8 = 130;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return command_line_error(&error),
+    };
     let _ = ctrlc::set_handler(|| {
         if INTERRUPTED.swap(true, Ordering::SeqCst) {
             std::process::exit(i32::from(EXIT_INTERRUPTED));
@@ -419,6 +422,32 @@ fn warn_if_large(scenario: &scenario::Scenario) {
             total / 1_000_000
         );
     }
+}
+
+/// Prints clap's help and version text as they are, and its usage errors
+/// as `trafficsim: error: ...` like every other error, with clap's exit
+/// code (2 for a usage error).
+fn command_line_error(error: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let code = u8::try_from(error.exit_code()).unwrap_or(2);
+    let help_or_version = matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    if help_or_version {
+        let _ = error.print();
+        return ExitCode::from(code);
+    }
+    let rendered = error.render();
+    let text = if progress::stderr_color() {
+        rendered.ansi().to_string()
+    } else {
+        rendered.to_string()
+    };
+    eprint!("trafficsim: {text}");
+    ExitCode::from(code)
 }
 
 /// Prints `trafficsim: error: <error>: <cause>: ...` on one line.

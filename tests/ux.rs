@@ -705,6 +705,26 @@ fn report_html_renders_in_chromium() {
 }
 
 #[test]
+fn usage_errors_name_the_program() {
+    let output = trafficsim(&[
+        "run",
+        "--seed",
+        "abc",
+        "scenarios/tutorial/basic-limit.yaml",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    assert!(
+        message.starts_with("trafficsim: error: invalid value 'abc' for '--seed"),
+        "{message}"
+    );
+
+    let version = trafficsim(&["--version"]);
+    assert!(version.status.success());
+    assert!(stdout(&version).starts_with("trafficsim "));
+}
+
+#[test]
 fn output_problems_fail_before_the_run() {
     let dir = scratch("early-output-check");
     let foreign = dir.join("foreign");
