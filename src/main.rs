@@ -572,7 +572,7 @@ fn run(args: &RunArgs<'_>) -> Result<(), Failure> {
     }
 
     if args.verbosity > Verbosity::Quiet {
-        print!("{}", report::human_summary(&scenario, &output, &dir));
+        write_stdout(&report::human_summary(&scenario, &output, &dir));
     }
     if args.verbosity == Verbosity::Verbose {
         eprintln!("trafficsim: wrote {}", dir.join("report.html").display());
@@ -688,13 +688,13 @@ fn sweep(
         return match sweep::write_shard(&dir, &plan, shard, &results) {
             Ok(file) => {
                 if !quiet {
-                    println!(
-                        "shard {}/{}: {} runs written to {}",
+                    write_stdout(&format!(
+                        "shard {}/{}: {} runs written to {}\n",
                         shard.index,
                         shard.count,
                         results.len(),
                         file.display()
-                    );
+                    ));
                 }
                 Ok(())
             }
@@ -719,8 +719,8 @@ fn finish_sweep(
         );
     }
     if !quiet {
-        print!("{}", trafficsim::sweep::human_table(plan, results));
-        println!("outputs in {}", dir.display());
+        write_stdout(&trafficsim::sweep::human_table(plan, results));
+        write_stdout(&format!("outputs in {}\n", dir.display()));
     }
     if results.len() < plan.job_count() {
         eprintln!(
@@ -814,16 +814,16 @@ fn compare(
     };
     compare::write_outputs(&outputs, &runs, &summaries).map_err(anyhow::Error::new)?;
     if verbosity > Verbosity::Quiet {
-        println!(
-            "compare {} (seed {seed}): {} variants, the same client draws in each",
+        write_stdout(&format!(
+            "compare {} (seed {seed}): {} variants, the same client draws in each\n",
             base.name,
             runs.len()
-        );
-        print!("{}", compare::human_table(&summaries, limit_per_s));
+        ));
+        write_stdout(&compare::human_table(&summaries, limit_per_s));
         if let Some(limit) = limit_per_s {
-            println!("  configured limit {limit:.2} requests/s");
+            write_stdout(&format!("  configured limit {limit:.2} requests/s\n"));
         }
-        println!("  outputs in {}", dir.display());
+        write_stdout(&format!("  outputs in {}\n", dir.display()));
     }
     Ok(())
 }

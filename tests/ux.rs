@@ -813,3 +813,29 @@ fn run_folder_may_hold_the_diff_folder() {
     assert!(dir.join("report.html").exists());
     assert!(dir.join("diff/report.html").exists());
 }
+
+#[test]
+fn closed_stdout_does_not_panic() {
+    // `trafficsim sweep ... | head -1` closes stdout before the table.
+    let out = scratch("closed-stdout").join("out");
+    let mut child = Command::new(BINARY)
+        .args([
+            "sweep",
+            "scenarios/tutorial/basic-limit.yaml",
+            "--param",
+            "envoy.replicas=1,2",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let message = stderr(&output);
+    assert!(!message.contains("panicked"), "{message}");
+    assert!(output.status.success(), "{message}");
+    assert!(out.join("sweep.csv").exists());
+}
