@@ -401,6 +401,13 @@ fn init_writes_a_scenario_that_runs() {
     assert!(text.contains("name: \"llm\""));
     assert!(text.contains("name: \"model-server\""));
     assert!(text.contains("host: \"llm.example.com\""));
+    assert!(
+        text.contains(
+            "#   default/retries (Conflicted)\n#     - Unable to target HTTPRoute api, another \
+             BackendTrafficPolicy has already attached to it\n"
+        ),
+        "{text}"
+    );
 
     let again = trafficsim(&[
         "init",
@@ -508,6 +515,36 @@ fn init_rejects_manifests_without_routes() {
         "{}",
         stderr(&output)
     );
+}
+
+#[test]
+fn init_rejects_manifests_without_backends() {
+    let dir = scratch("init-no-backends");
+    std::fs::write(
+        dir.join("manifests.yaml"),
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: eg}\n\
+         spec: {gatewayClassName: eg, listeners: [{name: http, protocol: HTTP, port: 80}]}\n\
+         ---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n\
+         metadata: {name: empty}\nspec: {parentRefs: [{name: eg}], rules: [{}]}\n",
+    )
+    .unwrap();
+    let scenario = dir.join("starter.yaml");
+    let output = trafficsim(&[
+        "init",
+        "--from",
+        dir.join("manifests.yaml").to_str().unwrap(),
+        "--out",
+        scenario.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    assert!(message.starts_with("trafficsim: error: "), "{message}");
+    assert!(
+        message.contains("routes no request to a backend"),
+        "{message}"
+    );
+    assert!(message.contains("has no backendRefs"), "{message}");
+    assert!(!scenario.exists(), "init wrote a scenario that cannot run");
 }
 
 fn run_report(name: &str) -> PathBuf {
