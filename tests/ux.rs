@@ -852,6 +852,38 @@ fn run_folder_may_hold_the_diff_folder() {
 }
 
 #[test]
+fn conflicted_policy_note_claims_no_500() {
+    let dir = scratch("conflicted-note");
+    let scenario = dir.join("conflicted.yaml");
+    let manifests = repo("scenarios/tutorial/manifests");
+    std::fs::write(
+        &scenario,
+        format!(
+            "name: conflicted\nmanifests:\n  - '{0}/gateway.yaml'\n  - '{0}/basic-limit.yaml'\n  \
+             - '{0}/per-user-distinct.yaml'\nbackends:\n  - {{name: backend, service_time: 1ms}}\n\
+             clients:\n  - {{name: c, kind: sequential, requests: 3}}\n",
+            manifests.display()
+        ),
+    )
+    .unwrap();
+    let output = trafficsim(&[
+        "run",
+        scenario.to_str().unwrap(),
+        "--out",
+        dir.join("out").to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let message = stderr(&output);
+    assert!(message.contains("(Conflicted: "), "{message}");
+    assert!(
+        message.contains("it has no effect on any route"),
+        "{message}"
+    );
+    assert!(!message.contains("answers 500"), "{message}");
+    assert!(stdout(&output).contains("200 x3"), "{}", stdout(&output));
+}
+
+#[test]
 fn closed_stdout_does_not_panic() {
     // `trafficsim sweep ... | head -1` closes stdout before the table.
     let out = scratch("closed-stdout").join("out");
