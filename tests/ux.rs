@@ -884,6 +884,35 @@ fn conflicted_policy_note_claims_no_500() {
 }
 
 #[test]
+fn report_names_client_timeouts() {
+    let dir = scratch("client-timeout");
+    let scenario = dir.join("timeouts.yaml");
+    let manifests = repo("scenarios/tutorial/manifests");
+    std::fs::write(
+        &scenario,
+        format!(
+            "name: timeouts\nmanifests: ['{}/gateway.yaml']\n\
+             backends:\n  - {{name: backend, service_time: 1s}}\n\
+             clients:\n  - {{name: impatient, kind: sequential, requests: 2, timeout: 10ms}}\n",
+            manifests.display()
+        ),
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let output = trafficsim(&[
+        "run",
+        scenario.to_str().unwrap(),
+        "-q",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let page = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(page.contains("client_timeout x2"), "{page}");
+    assert!(!page.contains(">0 x2"), "{page}");
+}
+
+#[test]
 fn closed_stdout_does_not_panic() {
     // `trafficsim sweep ... | head -1` closes stdout before the table.
     let out = scratch("closed-stdout").join("out");
