@@ -459,6 +459,7 @@ fn compare(
 /// the lowest and highest seed. `report.html` beside them shows the
 /// charts with the table of changes.
 pub fn write_charts(dir: &Path, report: &DiffReport) -> Result<(), crate::report::ReportError> {
+    crate::report::prepare_output_dir(dir)?;
     for (stem, line_chart) in charts(report) {
         chart::write_lines(dir, &stem, &line_chart)?;
     }

@@ -29,6 +29,12 @@ pub enum InitError {
         .0.display()
     )]
     NoRoutes(PathBuf),
+    #[error(
+        "{} routes no request to a backend, so a scenario would have nothing to run: {}",
+        .path.display(),
+        .reasons.join("; ")
+    )]
+    NoBackends { path: PathBuf, reasons: Vec<String> },
 }
 
 /// Builds the text of a starter scenario for the manifests under `from`,
@@ -39,6 +45,25 @@ pub fn starter_scenario(from: &Path, scenario_path: &Path) -> Result<String, Ini
     let model = manifest::translate(&set, &TranslateOptions::default());
     if model.routes.is_empty() {
         return Err(InitError::NoRoutes(from.to_path_buf()));
+    }
+    // A scenario needs a backend and a client, so manifests where Envoy
+    // Gateway sends a direct response on every route give nothing to run.
+    let forwards = |route: &Route| matches!(route.action, RouteAction::Forward { .. });
+    if !model.routes.iter().any(forwards) {
+        let reasons = model
+            .routes
+            .iter()
+            .filter_map(|route| match &route.action {
+                RouteAction::DirectResponse { reason, .. } => {
+                    Some(format!("{}: {reason}", route.name))
+                }
+                RouteAction::Forward { .. } => None,
+            })
+            .collect();
+        return Err(InitError::NoBackends {
+            path: from.to_path_buf(),
+            reasons,
+        });
     }
     let manifest_path = relative_path(scenario_path, from);
     Ok(render(&model, &manifest_path, scenario_path))
@@ -105,6 +130,9 @@ fn write_routes_comment(text: &mut String, model: &GatewayModel) {
             "#   {} ({verdict})",
             comment_line(&policy.status.name)
         );
+        if !policy.status.accepted {
+            let _ = writeln!(text, "#     - {}", comment_line(&policy.status.message));
+        }
         for line in policy.limits.iter().chain(&policy.warnings) {
             let _ = writeln!(text, "#     - {}", comment_line(line));
         }

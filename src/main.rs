@@ -274,7 +274,10 @@ static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 const EXIT_INTERRUPTED: u8 = 130;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return command_line_error(&error),
+    };
     let _ = ctrlc::set_handler(|| {
         if INTERRUPTED.swap(true, Ordering::SeqCst) {
             std::process::exit(i32::from(EXIT_INTERRUPTED));
@@ -421,6 +424,32 @@ fn warn_if_large(scenario: &scenario::Scenario) {
     }
 }
 
+/// Prints clap's help and version text as they are, and its usage errors
+/// as `trafficsim: error: ...` like every other error, with clap's exit
+/// code (2 for a usage error).
+fn command_line_error(error: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let code = u8::try_from(error.exit_code()).unwrap_or(2);
+    let help_or_version = matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    if help_or_version {
+        let _ = error.print();
+        return ExitCode::from(code);
+    }
+    let rendered = error.render();
+    let text = if progress::stderr_color() {
+        rendered.ansi().to_string()
+    } else {
+        rendered.to_string()
+    };
+    eprint!("trafficsim: {text}");
+    ExitCode::from(code)
+}
+
 /// Prints `trafficsim: error: <error>: <cause>: ...` on one line.
 fn print_error(error: &anyhow::Error) {
     let label = if progress::stderr_color() {
@@ -479,6 +508,17 @@ fn run(args: &RunArgs<'_>) -> Result<(), Failure> {
         Err(diagnostics) => return Err(diagnostics_failure(args.path, &diagnostics)),
     };
     let seed = args.seed.unwrap_or(scenario.seed);
+    let dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("outputs").join(&scenario.name));
+    // Checked before the run, so a folder that cannot take the outputs
+    // fails at once instead of after a long simulation.
+    report::prepare_output_dir(&dir)
+        .with_context(|| format!("failed to write the outputs of {}", scenario.name))?;
+    for file in [&args.prometheus, &args.openmetrics].into_iter().flatten() {
+        check_parent_folder(file)?;
+    }
     if args.verbosity > Verbosity::Quiet {
         warn_if_large(&scenario);
     }
@@ -511,10 +551,6 @@ fn run(args: &RunArgs<'_>) -> Result<(), Failure> {
         print_warning(&truncation.to_string());
     }
 
-    let dir = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("outputs").join(&scenario.name));
     report::write_run(&dir, &scenario, &output, env!("CARGO_PKG_VERSION"))
         .with_context(|| format!("failed to write the outputs of {}", scenario.name))?;
     let mut extra = Vec::new();
@@ -536,7 +572,7 @@ fn run(args: &RunArgs<'_>) -> Result<(), Failure> {
     }
 
     if args.verbosity > Verbosity::Quiet {
-        print!("{}", report::human_summary(&scenario, &output, &dir));
+        write_stdout(&report::human_summary(&scenario, &output, &dir));
     }
     if args.verbosity == Verbosity::Verbose {
         eprintln!("trafficsim: wrote {}", dir.join("report.html").display());
@@ -553,6 +589,23 @@ fn run(args: &RunArgs<'_>) -> Result<(), Failure> {
         return Err(Failure::Interrupted);
     }
     Ok(())
+}
+
+/// Fails when the folder for `file` does not exist, so a misspelt output
+/// path is reported before a run rather than after it.
+fn check_parent_folder(file: &Path) -> Result<(), Failure> {
+    let parent = match file.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => return Ok(()),
+    };
+    if parent.is_dir() {
+        return Ok(());
+    }
+    Err(input_error(format!(
+        "cannot write {}: folder {} does not exist; create it or choose another path",
+        file.display(),
+        parent.display()
+    )))
 }
 
 /// Wraps `message` as a bad-input failure (exit 2).
@@ -624,23 +677,24 @@ fn sweep(
         Ok(shard) => shard,
         Err(message) => return Err(input_error(message)),
     };
+    let dir =
+        out.unwrap_or_else(|| PathBuf::from("outputs").join(format!("{}-sweep", scenario.name)));
+    report::prepare_output_dir(&dir).map_err(anyhow::Error::new)?;
     let results = match sweep::run(&plan, shard, threads, Some(&INTERRUPTED)) {
         Ok(results) => results,
         Err(error) => return Err(anyhow::Error::new(error).into()),
     };
-    let dir =
-        out.unwrap_or_else(|| PathBuf::from("outputs").join(format!("{}-sweep", scenario.name)));
     if let Some(shard) = shard {
         return match sweep::write_shard(&dir, &plan, shard, &results) {
             Ok(file) => {
                 if !quiet {
-                    println!(
-                        "shard {}/{}: {} runs written to {}",
+                    write_stdout(&format!(
+                        "shard {}/{}: {} runs written to {}\n",
                         shard.index,
                         shard.count,
                         results.len(),
                         file.display()
-                    );
+                    ));
                 }
                 Ok(())
             }
@@ -665,8 +719,8 @@ fn finish_sweep(
         );
     }
     if !quiet {
-        print!("{}", trafficsim::sweep::human_table(plan, results));
-        println!("outputs in {}", dir.display());
+        write_stdout(&trafficsim::sweep::human_table(plan, results));
+        write_stdout(&format!("outputs in {}\n", dir.display()));
     }
     if results.len() < plan.job_count() {
         eprintln!(
@@ -734,6 +788,9 @@ fn compare(
         }
     };
     let seed = seed.unwrap_or(base.seed);
+    let dir =
+        out.unwrap_or_else(|| PathBuf::from("outputs").join(format!("{}-compare", base.name)));
+    report::prepare_output_dir(&dir).map_err(anyhow::Error::new)?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let runs = compare::run_variants(loaded, seed, threads);
     for run in &runs {
@@ -748,8 +805,6 @@ fn compare(
     }
     let summaries: Vec<compare::VariantSummary> = runs.iter().map(compare::summarize).collect();
     let limit_per_s = base.compare.as_ref().and_then(|spec| spec.limit_per_s);
-    let dir =
-        out.unwrap_or_else(|| PathBuf::from("outputs").join(format!("{}-compare", base.name)));
     let outputs = compare::CompareOutputs {
         dir: &dir,
         scenario_name: &base.name,
@@ -759,16 +814,16 @@ fn compare(
     };
     compare::write_outputs(&outputs, &runs, &summaries).map_err(anyhow::Error::new)?;
     if verbosity > Verbosity::Quiet {
-        println!(
-            "compare {} (seed {seed}): {} variants, the same client draws in each",
+        write_stdout(&format!(
+            "compare {} (seed {seed}): {} variants, the same client draws in each\n",
             base.name,
             runs.len()
-        );
-        print!("{}", compare::human_table(&summaries, limit_per_s));
+        ));
+        write_stdout(&compare::human_table(&summaries, limit_per_s));
         if let Some(limit) = limit_per_s {
-            println!("  configured limit {limit:.2} requests/s");
+            write_stdout(&format!("  configured limit {limit:.2} requests/s\n"));
         }
-        println!("  outputs in {}", dir.display());
+        write_stdout(&format!("  outputs in {}\n", dir.display()));
     }
     Ok(())
 }
@@ -792,6 +847,9 @@ fn run_diff(
             "--confidence must be from 0.5 to 0.999, found {}",
             options.confidence
         )));
+    }
+    if let Some(dir) = &out {
+        report::prepare_output_dir(dir).map_err(anyhow::Error::new)?;
     }
     let before = diff::ManifestSource::parse(before);
     let after = after.map_or(diff::ManifestSource::Scenario, diff::ManifestSource::parse);

@@ -102,8 +102,10 @@ impl ManifestSet {
 
     /// `file:line:column` where policy `name` starts.
     pub fn policy_origin(&self, name: &str) -> Option<String> {
+        // The last definition is the one in effect, as with `kubectl apply`.
         self.policies
             .iter()
+            .rev()
             .find(|p| p.meta.key() == name)
             .map(|p| p.meta.origin())
     }

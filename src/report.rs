@@ -41,6 +41,8 @@ pub enum ReportError {
          folder with --out, or empty this one"
     )]
     ForeignFolder { path: PathBuf },
+    #[error("output folder {path} is a file; choose a folder with --out")]
+    NotAFolder { path: PathBuf },
     #[error(transparent)]
     Chart(#[from] chart::ChartError),
 }
@@ -48,24 +50,32 @@ pub enum ReportError {
 /// Name of the file that marks a folder as written by trafficsim.
 pub const OUTPUT_MARKER: &str = ".trafficsim-output";
 
-/// Creates `dir` for outputs, or accepts it when it is empty or was made by
-/// trafficsim before (it holds [`OUTPUT_MARKER`]), so a run never replaces
-/// files it did not write.
+/// Creates `dir` for outputs, or accepts it when trafficsim made it before
+/// (it contains [`OUTPUT_MARKER`]) or when it contains only such folders,
+/// so a run never replaces files it did not write. The second case is
+/// `outputs/<scenario>/` after `diff` wrote its `diff/` folder there.
 pub fn prepare_output_dir(dir: &Path) -> Result<(), ReportError> {
     let create_error = |source| ReportError::CreateDir {
         path: dir.to_path_buf(),
         source,
     };
+    if dir.exists() && !dir.is_dir() {
+        return Err(ReportError::NotAFolder {
+            path: dir.to_path_buf(),
+        });
+    }
     std::fs::create_dir_all(dir).map_err(create_error)?;
     let marker = dir.join(OUTPUT_MARKER);
     if marker.exists() {
         return Ok(());
     }
-    let mut entries = std::fs::read_dir(dir).map_err(create_error)?;
-    if entries.next().is_some() {
-        return Err(ReportError::ForeignFolder {
-            path: dir.to_path_buf(),
-        });
+    for entry in std::fs::read_dir(dir).map_err(create_error)? {
+        let entry = entry.map_err(create_error)?;
+        if !entry.path().join(OUTPUT_MARKER).is_file() {
+            return Err(ReportError::ForeignFolder {
+                path: dir.to_path_buf(),
+            });
+        }
     }
     write_atomic(
         &marker,
@@ -726,6 +736,44 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))
             .collect();
         assert!(leftovers.is_empty());
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("trafficsim-report-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn output_dir_takes_folders_trafficsim_wrote() {
+        let dir = scratch("nested");
+        prepare_output_dir(&dir.join("diff")).unwrap();
+        prepare_output_dir(&dir).unwrap();
+        assert!(dir.join(OUTPUT_MARKER).is_file());
+    }
+
+    #[test]
+    fn output_dir_rejects_foreign_folders() {
+        let dir = scratch("foreign-subfolder");
+        std::fs::create_dir_all(dir.join("notes")).unwrap();
+        let error = prepare_output_dir(&dir).unwrap_err();
+        assert!(
+            matches!(error, ReportError::ForeignFolder { .. }),
+            "{error}"
+        );
+        assert!(!dir.join(OUTPUT_MARKER).exists());
+    }
+
+    #[test]
+    fn output_dir_rejects_a_file() {
+        let dir = scratch("file");
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("summary");
+        std::fs::write(&file, b"x").unwrap();
+        let error = prepare_output_dir(&file).unwrap_err();
+        assert!(matches!(error, ReportError::NotAFolder { .. }), "{error}");
+        assert!(error.to_string().contains("is a file"), "{error}");
     }
 
     #[test]

@@ -269,7 +269,12 @@ fn read_documents(
 ) -> Result<Scenario, Diagnostics> {
     let mut diagnostics = Diagnostics::for_file(path);
     let Some(document) = documents.first().cloned() else {
-        diagnostics.error_at(Default::default(), "", "scenario file is empty");
+        diagnostics.error_at(
+            yaml::Location { line: 1, column: 1 },
+            "",
+            "scenario file is empty; start from `trafficsim init --from MANIFESTS` or a \
+             scenario under scenarios/",
+        );
         return Err(diagnostics);
     };
     if documents.len() > 1 {
@@ -1008,10 +1013,16 @@ fn check_endless_clients(
     if duration.is_some() {
         return;
     }
-    for client in clients {
+    // The clients were read from this list in order, so each is reported
+    // at its own entry.
+    let items: &[Node] = match root.get("clients").map(|node| &node.value) {
+        Some(yaml::Value::Sequence(items)) => items,
+        _ => &[],
+    };
+    for (index, client) in clients.iter().enumerate() {
         if client.is_endless() {
             diagnostics.error(
-                root,
+                items.get(index).unwrap_or(root),
                 format!(
                     "client `{}` never stops on its own; set the scenario's `duration`, or the \
                      client's `requests` or `stop`",

@@ -444,6 +444,16 @@ impl Progress {
     }
 }
 
+/// Clips an interval to the values a metric can take: with few seeds the
+/// t interval of a fraction near 0 reaches below 0, which no run can give.
+fn clip_to_range(estimate: Estimate, (low, high): (f64, f64)) -> Estimate {
+    Estimate {
+        low: estimate.low.clamp(low, high),
+        high: estimate.high.clamp(low, high),
+        ..estimate
+    }
+}
+
 /// Per-point estimates of every metric.
 pub struct PointSummary {
     pub point: usize,
@@ -461,10 +471,15 @@ pub fn summarize(plan: &SweepPlan, results: &[JobResult]) -> Vec<PointSummary> {
         .enumerate()
         .filter(|(_, runs)| !runs.is_empty())
         .map(|(point, runs)| {
-            let estimates: Vec<Estimate> = (0..SweepMetric::ALL.len())
-                .map(|metric| {
-                    let samples: Vec<f64> = runs.iter().map(|r| r.values[metric]).collect();
-                    confidence::estimate(&samples, plan.spec.confidence)
+            let estimates: Vec<Estimate> = SweepMetric::ALL
+                .iter()
+                .enumerate()
+                .map(|(index, metric)| {
+                    let samples: Vec<f64> = runs.iter().map(|r| r.values[index]).collect();
+                    clip_to_range(
+                        confidence::estimate(&samples, plan.spec.confidence),
+                        metric.range(),
+                    )
                 })
                 .collect();
             let meets_goals = plan.spec.goals.iter().all(|goal| {
@@ -801,16 +816,10 @@ pub fn human_table(plan: &SweepPlan, results: &[JobResult]) -> String {
         plan.spec.seeds,
         plan.spec.confidence * 100.0
     );
-    let _ = writeln!(
-        text,
-        "{}{}",
-        header.join("  "),
-        if plan.spec.goals.is_empty() {
-            ""
-        } else {
-            "  goals"
-        }
-    );
+    let mut rows = vec![header];
+    if !plan.spec.goals.is_empty() {
+        rows[0].push("goals".to_string());
+    }
     for summary in summarize(plan, results) {
         let mut cells: Vec<String> = plan
             .spec
@@ -834,9 +843,31 @@ pub fn human_table(plan: &SweepPlan, results: &[JobResult]) -> String {
                 "-".into()
             });
         }
-        let _ = writeln!(text, "{}", cells.join("  "));
+        rows.push(cells);
     }
+    write_aligned(&mut text, &rows);
     text
+}
+
+/// Writes `rows` as left-aligned columns two spaces apart.
+fn write_aligned(text: &mut String, rows: &[Vec<String>]) {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|column| {
+            rows.iter()
+                .filter_map(|row| row.get(column))
+                .map(|cell| cell.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for row in rows {
+        let mut line = String::new();
+        for (cell, width) in row.iter().zip(&widths) {
+            let _ = write!(line, "{cell:<width$}  ");
+        }
+        let _ = writeln!(text, "{}", line.trim_end());
+    }
 }
 
 #[cfg(test)]
@@ -884,6 +915,51 @@ mod tests {
     fn plans_survive_json() {
         let plan = plan();
         assert_eq!(SweepPlan::from_json(&plan.to_json()).unwrap(), plan);
+    }
+
+    /// Two seeds of every point: 503 fractions of 0 and 0.02, so the t
+    /// interval of the mean reaches below 0.
+    fn results(plan: &SweepPlan) -> Vec<JobResult> {
+        let fraction_503 = metric_index(SweepMetric::Fraction503);
+        (0..plan.point_count() * 2)
+            .map(|job| {
+                let mut values = vec![0.0; SweepMetric::ALL.len()];
+                values[fraction_503] = if job % 2 == 0 { 0.0 } else { 0.02 };
+                JobResult {
+                    job,
+                    point: job / 2,
+                    seed: 1 + job as u64 % 2,
+                    values,
+                    truncated: false,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn intervals_stay_within_the_metric_range() {
+        let plan = plan();
+        let index = metric_index(SweepMetric::Fraction503);
+        for summary in summarize(&plan, &results(&plan)) {
+            let estimate = summary.estimates[index];
+            assert!((estimate.mean - 0.01).abs() < 1e-12);
+            assert_eq!(estimate.low, 0.0);
+            assert!(estimate.high > 0.02, "{}", estimate.high);
+            assert!(estimate.high <= 1.0, "{}", estimate.high);
+        }
+    }
+
+    #[test]
+    fn human_table_aligns_columns() {
+        let plan = plan();
+        let table = human_table(&plan, &results(&plan));
+        let lines: Vec<&str> = table.lines().skip(1).collect();
+        assert_eq!(lines.len(), 7, "{table}");
+        let column = lines[0].find("fraction_503").unwrap();
+        for line in &lines[1..] {
+            assert_eq!(&line[column..column + 6], "0.0100", "{table}");
+        }
+        assert!(!table.contains("-0."), "{table}");
     }
 
     #[test]

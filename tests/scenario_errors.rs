@@ -111,6 +111,17 @@ fn endless_clients_need_a_duration() {
         got[0].contains("client `loop` never stops on its own"),
         "{got:?}"
     );
+    assert!(got[0].starts_with("5:5: "), "points at the client: {got:?}");
+}
+
+#[test]
+fn empty_file_is_reported_at_line_one() {
+    for (name, text) in [("empty.yaml", ""), ("comments.yaml", "# only a comment\n")] {
+        let got = errors(name, text);
+        assert_eq!(got.len(), 1, "{got:#?}");
+        assert!(got[0].starts_with("1:1: scenario file is empty"), "{got:?}");
+        assert!(got[0].contains("trafficsim init"), "{got:?}");
+    }
 }
 
 #[test]

@@ -401,6 +401,13 @@ fn init_writes_a_scenario_that_runs() {
     assert!(text.contains("name: \"llm\""));
     assert!(text.contains("name: \"model-server\""));
     assert!(text.contains("host: \"llm.example.com\""));
+    assert!(
+        text.contains(
+            "#   default/retries (Conflicted)\n#     - Unable to target HTTPRoute api, another \
+             BackendTrafficPolicy has already attached to it\n"
+        ),
+        "{text}"
+    );
 
     let again = trafficsim(&[
         "init",
@@ -508,6 +515,36 @@ fn init_rejects_manifests_without_routes() {
         "{}",
         stderr(&output)
     );
+}
+
+#[test]
+fn init_rejects_manifests_without_backends() {
+    let dir = scratch("init-no-backends");
+    std::fs::write(
+        dir.join("manifests.yaml"),
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: eg}\n\
+         spec: {gatewayClassName: eg, listeners: [{name: http, protocol: HTTP, port: 80}]}\n\
+         ---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n\
+         metadata: {name: empty}\nspec: {parentRefs: [{name: eg}], rules: [{}]}\n",
+    )
+    .unwrap();
+    let scenario = dir.join("starter.yaml");
+    let output = trafficsim(&[
+        "init",
+        "--from",
+        dir.join("manifests.yaml").to_str().unwrap(),
+        "--out",
+        scenario.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    assert!(message.starts_with("trafficsim: error: "), "{message}");
+    assert!(
+        message.contains("routes no request to a backend"),
+        "{message}"
+    );
+    assert!(message.contains("has no backendRefs"), "{message}");
+    assert!(!scenario.exists(), "init wrote a scenario that cannot run");
 }
 
 fn run_report(name: &str) -> PathBuf {
@@ -702,4 +739,201 @@ fn report_html_renders_in_chromium() {
         count([0xd6, 0x27, 0x28]) > 1_000,
         "no 503 band in the screenshot"
     );
+}
+
+#[test]
+fn usage_errors_name_the_program() {
+    let output = trafficsim(&[
+        "run",
+        "--seed",
+        "abc",
+        "scenarios/tutorial/basic-limit.yaml",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    assert!(
+        message.starts_with("trafficsim: error: invalid value 'abc' for '--seed"),
+        "{message}"
+    );
+
+    let version = trafficsim(&["--version"]);
+    assert!(version.status.success());
+    assert!(stdout(&version).starts_with("trafficsim "));
+}
+
+#[test]
+fn output_problems_fail_before_the_run() {
+    let dir = scratch("early-output-check");
+    let foreign = dir.join("foreign");
+    std::fs::create_dir_all(&foreign).unwrap();
+    std::fs::write(foreign.join("notes.txt"), "mine").unwrap();
+    let output = trafficsim(&[
+        "run",
+        "scenarios/tutorial/basic-limit.yaml",
+        "--out",
+        foreign.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("did not write"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(stdout(&output), "", "the scenario ran before the check");
+
+    let prometheus = dir.join("no-such-folder").join("run.prom");
+    let output = trafficsim(&[
+        "run",
+        "scenarios/tutorial/basic-limit.yaml",
+        "--out",
+        dir.join("out").to_str().unwrap(),
+        "--prometheus",
+        prometheus.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("no-such-folder does not exist"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(stdout(&output), "", "the scenario ran before the check");
+}
+
+#[test]
+fn diff_never_writes_into_foreign_folders() {
+    let dir = scratch("diff-foreign");
+    std::fs::write(dir.join("notes.txt"), "mine").unwrap();
+    let output = trafficsim(&[
+        "diff",
+        "scenarios/ci/tutorial-basic-limit.yaml",
+        "--before",
+        "scenarios/tutorial/manifests/per-user-distinct.yaml",
+        "--seeds",
+        "2",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("did not write"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!dir.join("report.html").exists());
+}
+
+#[test]
+fn run_folder_may_hold_the_diff_folder() {
+    // `diff` writes into `outputs/<scenario>/diff`, inside the folder a
+    // later `run` of the same scenario writes.
+    let dir = scratch("diff-then-run");
+    let diff = trafficsim(&[
+        "diff",
+        "scenarios/ci/tutorial-basic-limit.yaml",
+        "--before",
+        "scenarios/tutorial/manifests/per-user-distinct.yaml",
+        "--seeds",
+        "2",
+        "-q",
+        "--out",
+        dir.join("diff").to_str().unwrap(),
+    ]);
+    assert!(diff.status.success(), "{}", stderr(&diff));
+    let run = trafficsim(&[
+        "run",
+        "scenarios/ci/tutorial-basic-limit.yaml",
+        "-q",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(dir.join("report.html").exists());
+    assert!(dir.join("diff/report.html").exists());
+}
+
+#[test]
+fn conflicted_policy_note_claims_no_500() {
+    let dir = scratch("conflicted-note");
+    let scenario = dir.join("conflicted.yaml");
+    let manifests = repo("scenarios/tutorial/manifests");
+    std::fs::write(
+        &scenario,
+        format!(
+            "name: conflicted\nmanifests:\n  - '{0}/gateway.yaml'\n  - '{0}/basic-limit.yaml'\n  \
+             - '{0}/per-user-distinct.yaml'\nbackends:\n  - {{name: backend, service_time: 1ms}}\n\
+             clients:\n  - {{name: c, kind: sequential, requests: 3}}\n",
+            manifests.display()
+        ),
+    )
+    .unwrap();
+    let output = trafficsim(&[
+        "run",
+        scenario.to_str().unwrap(),
+        "--out",
+        dir.join("out").to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let message = stderr(&output);
+    assert!(message.contains("(Conflicted: "), "{message}");
+    assert!(
+        message.contains("it has no effect on any route"),
+        "{message}"
+    );
+    assert!(!message.contains("answers 500"), "{message}");
+    assert!(stdout(&output).contains("200 x3"), "{}", stdout(&output));
+}
+
+#[test]
+fn report_names_client_timeouts() {
+    let dir = scratch("client-timeout");
+    let scenario = dir.join("timeouts.yaml");
+    let manifests = repo("scenarios/tutorial/manifests");
+    std::fs::write(
+        &scenario,
+        format!(
+            "name: timeouts\nmanifests: ['{}/gateway.yaml']\n\
+             backends:\n  - {{name: backend, service_time: 1s}}\n\
+             clients:\n  - {{name: impatient, kind: sequential, requests: 2, timeout: 10ms}}\n",
+            manifests.display()
+        ),
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let output = trafficsim(&[
+        "run",
+        scenario.to_str().unwrap(),
+        "-q",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let page = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(page.contains("client_timeout x2"), "{page}");
+    assert!(!page.contains(">0 x2"), "{page}");
+}
+
+#[test]
+fn closed_stdout_does_not_panic() {
+    // `trafficsim sweep ... | head -1` closes stdout before the table.
+    let out = scratch("closed-stdout").join("out");
+    let mut child = Command::new(BINARY)
+        .args([
+            "sweep",
+            "scenarios/tutorial/basic-limit.yaml",
+            "--param",
+            "envoy.replicas=1,2",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let message = stderr(&output);
+    assert!(!message.contains("panicked"), "{message}");
+    assert!(output.status.success(), "{message}");
+    assert!(out.join("sweep.csv").exists());
 }

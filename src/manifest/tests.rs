@@ -344,3 +344,30 @@ spec:
     assert!(!disabled.policies[0].accepted);
     assert!(disabled.policies[0].message.contains("enable Ratelimit"));
 }
+
+#[test]
+fn redefined_policy_origin_is_the_last_definition() {
+    let policy = |parallel: u32| {
+        format!(
+            "\
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: BackendTrafficPolicy
+metadata: {{name: breaker, namespace: default}}
+spec:
+  targetRefs: [{{group: gateway.networking.k8s.io, kind: HTTPRoute, name: backend}}]
+  circuitBreaker: {{maxParallelRequests: {parallel}}}
+"
+        )
+    };
+    let first = policy(7);
+    let second = policy(9);
+    let text = with(&[GATEWAY, ROUTE, &first, &second]);
+    let set = load(&text).unwrap();
+    let second_line = text.lines().count() - second.lines().count() + 1;
+    assert_eq!(
+        set.policy_origin("default/breaker"),
+        Some(format!("m.yaml:{second_line}:1"))
+    );
+    let model = translate(&set, &TranslateOptions::default());
+    assert_eq!(model.clusters[0].circuit_breaker.max_requests, 9);
+}

@@ -72,6 +72,25 @@ impl Section {
     }
 }
 
+/// Escapes a sentence written for the terminal and shows each `quoted`
+/// span in it as `<code>`. An unpaired backtick stays as it is.
+pub fn prose(text: &str) -> String {
+    let spans: Vec<&str> = text.split('`').collect();
+    let mut html = String::with_capacity(text.len());
+    for (index, span) in spans.iter().enumerate() {
+        let inside = index % 2 == 1;
+        if inside && index + 1 < spans.len() {
+            let _ = write!(html, "<code>{}</code>", escape(span));
+        } else {
+            if inside {
+                html.push('`');
+            }
+            html.push_str(&escape(span));
+        }
+    }
+    html
+}
+
 /// Escapes `&`, `<`, `>`, `"` and `'`.
 pub fn escape(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
@@ -158,7 +177,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> Html {
 }
 
 pub fn paragraph(text: &str) -> Html {
-    Html(format!("<p>{}</p>", escape(text)))
+    Html(format!("<p>{}</p>", prose(text)))
 }
 
 /// Builds a bulleted list, one item per string.
@@ -168,7 +187,7 @@ pub fn list(items: &[String]) -> Html {
     }
     let mut text = String::from("<ul>\n");
     for item in items {
-        let _ = writeln!(text, "<li>{}</li>", escape(item));
+        let _ = writeln!(text, "<li>{}</li>", prose(item));
     }
     text.push_str("</ul>");
     Html(text)
@@ -247,7 +266,7 @@ fn overview(scenario: &Scenario, output: &RunOutput) -> Html {
     let statuses: Vec<String> = metrics
         .total_statuses()
         .iter()
-        .map(|(status, count)| format!("{status} x{count}"))
+        .map(|(status, count)| format!("{} x{count}", super::status_name(*status)))
         .collect();
     let spend: f64 = metrics.groups.iter().map(|g| g.spend_usd()).sum();
     let rows = vec![
@@ -307,7 +326,7 @@ fn clients_table(scenario: &Scenario, output: &RunOutput) -> Html {
             let statuses: Vec<String> = group
                 .statuses
                 .iter()
-                .map(|(status, count)| format!("{status} x{count}"))
+                .map(|(status, count)| format!("{} x{count}", super::status_name(*status)))
                 .collect();
             vec![
                 group.name.clone(),
@@ -536,6 +555,16 @@ mod tests {
         assert!(text.contains("<a href=\"#s0\">one &amp; two</a>"));
         assert!(text.contains("<section id=\"s0\">"));
         assert!(!text.contains("<script"));
+    }
+
+    #[test]
+    fn prose_shows_quoted_spans_as_code() {
+        assert_eq!(
+            prose("write `value: \"*\"` or `type: Distinct`"),
+            "write <code>value: &quot;*&quot;</code> or <code>type: Distinct</code>"
+        );
+        assert_eq!(prose("a ` b"), "a ` b");
+        assert_eq!(prose("`a` and ` <b>"), "<code>a</code> and ` &lt;b&gt;");
     }
 
     #[test]

@@ -160,18 +160,25 @@ pub struct RequestTemplate {
 impl ClientSpec {
     /// An estimate of the requests all instances send in `horizon`, or
     /// `None` when it depends on how fast responses come back (agents
-    /// without a request cap).
+    /// without a request cap). For sequential and closed clients it is an
+    /// upper bound: the think time alone, with instant responses.
     pub fn estimated_requests(&self, horizon: Option<SimDuration>) -> Option<u64> {
+        let window = self.stop.or(horizon).map(|end| end.as_secs_f64());
         let per_instance = match &self.kind {
-            ClientKind::Sequential { requests, .. } | ClientKind::Closed { requests, .. } => {
-                *requests
-            }
+            ClientKind::Sequential {
+                requests,
+                think_time,
+            } => cap_by_think_time(*requests, 1, think_time, window),
+            ClientKind::Closed {
+                requests,
+                concurrency,
+                think_time,
+            } => cap_by_think_time(*requests, *concurrency, think_time, window),
             ClientKind::Open {
                 rate_per_s,
                 requests,
                 ..
             } => {
-                let window = self.stop.or(horizon).map(|end| end.as_secs_f64());
                 let by_rate = window.map(|seconds| (rate_per_s * seconds) as u64);
                 match (by_rate, requests) {
                     (Some(a), Some(b)) => a.min(*b),
@@ -209,6 +216,19 @@ impl ClientSpec {
             ClientKind::Agent { .. } => "agent",
             ClientKind::Trace { .. } => "trace",
         }
+    }
+}
+
+/// Caps `requests` by what `workers` loops can send in `window` seconds
+/// when each waits `think_time` between requests.
+fn cap_by_think_time(requests: u64, workers: u32, think_time: &Dist, window: Option<f64>) -> u64 {
+    let mean = think_time.mean();
+    match window {
+        Some(seconds) if mean > 0.0 => {
+            let by_think_time = (f64::from(workers) * seconds / mean).ceil();
+            requests.min(by_think_time as u64)
+        }
+        _ => requests,
     }
 }
 
@@ -682,5 +702,46 @@ fn read_trace_kind(
             }
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clients(text: &str) -> Vec<ClientSpec> {
+        let documents = yaml::parse_str(text, Path::new("s.yaml")).unwrap();
+        let mut diagnostics = Diagnostics::for_file(Path::new("s.yaml"));
+        let clients = read_clients(&documents[0].root, Path::new("s.yaml"), &mut diagnostics);
+        clients.unwrap_or_else(|| panic!("{diagnostics}"))
+    }
+
+    #[test]
+    fn closed_estimate_is_capped_by_think_time() {
+        // 250 workers thinking 1 s each send at most about 250/s, far
+        // fewer than the request cap in 4 minutes.
+        let client = &clients(
+            "- {name: users, kind: closed, concurrency: 250, requests: 100000000, \
+             think_time: {exponential: {mean: 1s}}}",
+        )[0];
+        let four_minutes = Some(SimDuration::from_secs(240));
+        assert_eq!(client.estimated_requests(four_minutes), Some(60_000));
+        assert_eq!(client.estimated_requests(None), Some(100_000_000));
+    }
+
+    #[test]
+    fn sequential_estimate_counts_every_instance() {
+        let client =
+            &clients("- {name: loop, kind: sequential, count: 3, requests: 1000, think_time: 2s}")
+                [0];
+        let minute = Some(SimDuration::from_secs(60));
+        assert_eq!(client.estimated_requests(minute), Some(90));
+    }
+
+    #[test]
+    fn estimate_without_think_time_is_the_request_cap() {
+        let client = &clients("- {name: hey, kind: closed, concurrency: 10, requests: 500}")[0];
+        let minute = Some(SimDuration::from_secs(60));
+        assert_eq!(client.estimated_requests(minute), Some(500));
     }
 }

@@ -84,6 +84,18 @@ impl SweepMetric {
         }
     }
 
+    /// Smallest and largest value the metric can take: fractions lie in
+    /// [0, 1], every other metric is a count, rate, time or price.
+    pub fn range(self) -> (f64, f64) {
+        match self {
+            SweepMetric::Fraction2xx
+            | SweepMetric::Fraction429
+            | SweepMetric::Fraction503
+            | SweepMetric::Fraction5xx => (0.0, 1.0),
+            _ => (0.0, f64::INFINITY),
+        }
+    }
+
     pub fn from_name(name: &str) -> Option<SweepMetric> {
         SweepMetric::ALL.into_iter().find(|m| m.name() == name)
     }

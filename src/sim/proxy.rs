@@ -285,17 +285,28 @@ impl Proxies {
         let mut notes = Vec::new();
         for policy in &model.policies {
             if !policy.accepted {
+                // Only an invalid policy turns its routes into 500s; a
+                // conflicted or unattached one leaves them as they are.
+                let failed: Vec<&str> = model
+                    .routes
+                    .iter()
+                    .filter(|route| {
+                        route.policy.as_deref() == Some(policy.name.as_str())
+                            && matches!(route.action, RouteAction::DirectResponse { .. })
+                    })
+                    .map(|route| route.name.as_str())
+                    .collect();
+                let effect = if failed.is_empty() {
+                    "it has no effect on any route".to_string()
+                } else {
+                    format!(
+                        "Envoy Gateway answers 500 on the routes it targets: {}",
+                        failed.join(", ")
+                    )
+                };
                 notes.push(format!(
-                    "BackendTrafficPolicy {} is not accepted ({}: {}); Envoy Gateway answers 500 on \
-                     the routes it targets: {}",
-                    policy.name,
-                    policy.reason,
-                    policy.message,
-                    if policy.applies_to.is_empty() {
-                        "none".to_string()
-                    } else {
-                        policy.applies_to.join(", ")
-                    }
+                    "BackendTrafficPolicy {} is not accepted ({}: {}); {effect}",
+                    policy.name, policy.reason, policy.message,
                 ));
             }
         }
