@@ -551,32 +551,30 @@ fn run(args: &RunArgs<'_>) -> Result<(), Failure> {
         print_warning(&truncation.to_string());
     }
 
-    report::write_run(&dir, &scenario, &output, env!("CARGO_PKG_VERSION"))
+    let mut written = report::write_run(&dir, &scenario, &output, env!("CARGO_PKG_VERSION"))
         .with_context(|| format!("failed to write the outputs of {}", scenario.name))?;
-    let mut extra = Vec::new();
     if args.trace {
         let path = dir.join("requests.csv");
         let text = report::requests_csv(&scenario, &output);
         report::write_atomic(&path, text.as_bytes()).map_err(anyhow::Error::new)?;
-        extra.push(path);
+        written.push(path);
     }
     if let Some(path) = &args.prometheus {
         let text = report::prometheus::prometheus_text(&scenario, &output);
         report::write_atomic(path, text.as_bytes()).map_err(anyhow::Error::new)?;
-        extra.push(path.clone());
+        written.push(path.clone());
     }
     if let Some(path) = &args.openmetrics {
         let text = report::prometheus::openmetrics_text(&scenario, &output);
         report::write_atomic(path, text.as_bytes()).map_err(anyhow::Error::new)?;
-        extra.push(path.clone());
+        written.push(path.clone());
     }
 
     if args.verbosity > Verbosity::Quiet {
         write_stdout(&report::human_summary(&scenario, &output, &dir));
     }
     if args.verbosity == Verbosity::Verbose {
-        eprintln!("trafficsim: wrote {}", dir.join("report.html").display());
-        for path in &extra {
+        for path in &written {
             eprintln!("trafficsim: wrote {}", path.display());
         }
         eprintln!(

@@ -448,39 +448,54 @@ pub fn chart_series(scenario: &Scenario, output: &RunOutput) -> (OutcomeSeries, 
     (outcomes, spend)
 }
 
-/// Writes every output file of a run into `dir`.
+/// Writes every output file of a run into `dir` and returns their paths.
 pub fn write_run(
     dir: &Path,
     scenario: &Scenario,
     output: &RunOutput,
     tool_version: &str,
-) -> Result<(), ReportError> {
+) -> Result<Vec<PathBuf>, ReportError> {
     prepare_output_dir(dir)?;
+    let mut written = Vec::new();
+    let mut write = |name: &str, bytes: &[u8]| -> Result<(), ReportError> {
+        let path = dir.join(name);
+        write_atomic(&path, bytes)?;
+        written.push(path);
+        Ok(())
+    };
     let mut summary_text =
         serde_json::to_string_pretty(&summary(scenario, output)).unwrap_or_default();
     summary_text.push('\n');
-    write_atomic(&dir.join("summary.json"), summary_text.as_bytes())?;
-    write_atomic(
-        &dir.join("timeseries.csv"),
-        timeseries_csv(output).as_bytes(),
-    )?;
+    write("summary.json", summary_text.as_bytes())?;
+    write("timeseries.csv", timeseries_csv(output).as_bytes())?;
     let mut manifest_text =
         serde_json::to_string_pretty(&run_manifest(scenario, output.seed, tool_version))
             .unwrap_or_default();
     manifest_text.push('\n');
-    write_atomic(&dir.join("manifest.json"), manifest_text.as_bytes())?;
+    write("manifest.json", manifest_text.as_bytes())?;
+
+    let mut charts = vec!["outcomes", "spend"];
     let (outcomes, spend) = chart_series(scenario, output);
     chart::write_outcomes(dir, "outcomes", &outcomes)?;
     chart::write_spend(dir, "spend", &spend)?;
     if has_retries(scenario) {
         chart::write_lines(dir, "backend-load", &backend_load_chart(scenario, output))?;
+        charts.push("backend-load");
     }
     if has_endpoint_story(scenario) && !output.metrics.endpoint_rows.is_empty() {
         chart::write_lines(dir, "endpoints", &endpoints_chart(scenario, output))?;
+        charts.push("endpoints");
     }
+    for stem in charts {
+        written.push(dir.join(format!("{stem}.svg")));
+        written.push(dir.join(format!("{stem}.png")));
+    }
+
     let page = html::run_page(scenario, output)?;
-    write_atomic(&dir.join("report.html"), page.as_bytes())?;
-    Ok(())
+    let path = dir.join("report.html");
+    write_atomic(&path, page.as_bytes())?;
+    written.push(path);
+    Ok(written)
 }
 
 /// True when Envoy or a client retries, or a client times out, so the

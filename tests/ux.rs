@@ -334,7 +334,24 @@ fn verbose_run_lists_files_written() {
         out.to_str().unwrap(),
     ]);
     assert!(output.status.success(), "{}", stderr(&output));
-    assert!(stderr(&output).contains("report.html"));
+    let log = stderr(&output);
+    for name in [
+        "summary.json",
+        "timeseries.csv",
+        "manifest.json",
+        "outcomes.svg",
+        "outcomes.png",
+        "spend.svg",
+        "spend.png",
+        "report.html",
+    ] {
+        let line = format!("trafficsim: wrote {}", out.join(name).display());
+        assert!(log.contains(&line), "missing {line:?} in:\n{log}");
+        assert!(
+            out.join(name).is_file(),
+            "{name} was listed but not written"
+        );
+    }
     assert!(stdout(&output).contains("requests 10: 200 x5, 429 x5"));
 }
 
