@@ -33,6 +33,9 @@ pub(super) struct LinesFigure {
     y_desc: String,
     x: Range<f64>,
     y: Range<f64>,
+    /// Most labels on the x axis: fewer when x takes only whole values, so
+    /// a sweep over replicas is not labelled 1.5, 2.5.
+    x_ticks: usize,
     lines: Vec<Line>,
     has_data: bool,
 }
@@ -57,7 +60,9 @@ impl LinesFigure {
             points.chain(l.band.iter().flat_map(|b| [b.1, b.2]))
         });
         let has_data = xs.clone().next().is_some();
+        let whole_xs = xs.clone().all(|x| x.fract() == 0.0);
         let (x_min, x_max) = bounds(xs).unwrap_or((0.0, 0.0));
+        let x_ticks = whole_x_ticks(whole_xs, x_max - x_min);
         let (y_min, y_max) = bounds(ys).unwrap_or((0.0, 0.0));
         Self {
             title: chart.title.trim().to_string(),
@@ -65,6 +70,7 @@ impl LinesFigure {
             y_desc: chart.y_label.clone(),
             x: axis::axis_range(x_min, x_max, 0.03),
             y: render::zero_based_range(y_min, y_max),
+            x_ticks,
             lines,
             has_data,
         }
@@ -101,6 +107,16 @@ fn thin<T>(items: &[T]) -> impl Iterator<Item = &T> {
         .map(|(_, item)| item)
 }
 
+/// Returns how many x labels to ask for: one per whole number when every
+/// x is whole and the span is short, so no label falls between them.
+fn whole_x_ticks(whole_xs: bool, span: f64) -> usize {
+    if whole_xs && span < render::X_TICKS as f64 {
+        (span as usize + 1).max(2)
+    } else {
+        render::X_TICKS
+    }
+}
+
 /// Returns the smallest and largest of `values`, or None when empty.
 fn bounds(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
     values.fold(None, |acc, v| match acc {
@@ -125,6 +141,7 @@ impl Figure for LinesFigure {
             x_desc: &self.x_desc,
             y_desc: &self.y_desc,
             legend: &legend,
+            x_ticks: self.x_ticks,
         };
         let mut axes = render::draw_axes(root, &frame, self.x.clone(), self.y.clone())?;
         if !self.has_data {
@@ -165,6 +182,14 @@ impl Figure for LinesFigure {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn whole_x_values_get_one_label_each() {
+        assert_eq!(whole_x_ticks(true, 4.0), 5);
+        assert_eq!(whole_x_ticks(true, 0.0), 2);
+        assert_eq!(whole_x_ticks(true, 40.0), render::X_TICKS);
+        assert_eq!(whole_x_ticks(false, 4.0), render::X_TICKS);
+    }
 
     fn chart(series: Vec<LineSeries>) -> LineChart {
         LineChart {

@@ -150,6 +150,7 @@ impl Figure for OutcomeFigure {
             x_desc: "time (s)",
             y_desc: "requests/s",
             legend: &legend,
+            x_ticks: render::X_TICKS,
         };
         let mut axes = render::draw_axes(root, &frame, self.x.clone(), self.y.clone())?;
         if !self.has_data {

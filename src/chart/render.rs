@@ -40,7 +40,7 @@ const LEGEND_SIZE: f64 = 16.0;
 /// keeps its detail while drawing stays bounded.
 pub(super) const MAX_DRAWN_BUCKETS: usize = 1000;
 
-const X_TICKS: usize = 10;
+pub(super) const X_TICKS: usize = 10;
 const Y_TICKS: usize = 8;
 
 const GRID: RGBColor = RGBColor(225, 225, 225);
@@ -143,6 +143,8 @@ pub(super) struct Frame<'a> {
     pub x_desc: &'a str,
     pub y_desc: &'a str,
     pub legend: &'a [LegendEntry],
+    /// Most labels on the x axis.
+    pub x_ticks: usize,
 }
 
 pub(super) fn font_style(size: f64) -> TextStyle<'static> {
@@ -163,7 +165,7 @@ pub(super) fn draw_axes<'a, DB: DrawingBackend>(
     let (plot_area, legend_area) = body.split_horizontally(WIDTH - LEGEND_WIDTH);
     draw_legend(&legend_area, frame.legend)?;
 
-    let x_format = TickFormat::for_range(&x, X_TICKS);
+    let x_format = TickFormat::for_range(&x, frame.x_ticks);
     let y_format = TickFormat::for_range(&y, Y_TICKS);
     let mut axes = ChartBuilder::on(&plot_area)
         .margin(10)
@@ -175,7 +177,7 @@ pub(super) fn draw_axes<'a, DB: DrawingBackend>(
         .y_desc(clean_text(frame.y_desc, AXIS_DESC_CHARS))
         .axis_desc_style(font_style(AXIS_DESC_SIZE))
         .label_style(font_style(TICK_LABEL_SIZE))
-        .x_labels(X_TICKS)
+        .x_labels(frame.x_ticks)
         .y_labels(Y_TICKS)
         .x_label_formatter(&|v| x_format.format(*v))
         .y_label_formatter(&|v| y_format.format(*v))

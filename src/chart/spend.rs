@@ -133,6 +133,7 @@ impl Figure for SpendFigure {
             x_desc: "time (s)",
             y_desc: "cumulative spend (USD)",
             legend: &legend,
+            x_ticks: render::X_TICKS,
         };
         let mut axes = render::draw_axes(root, &frame, self.x.clone(), self.y.clone())?;
         if !self.has_data {
