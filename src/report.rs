@@ -306,7 +306,7 @@ fn global_rate_limit_json(report: &GlobalRateLimitReport) -> Value {
     for (name, value) in &report.service_stats {
         service_stats.insert(name.clone(), json!(value));
     }
-    json!({
+    let mut summary = json!({
         "calls": report.calls,
         "stream_done_calls": report.stream_done_calls,
         "ok": report.ok,
@@ -318,7 +318,13 @@ fn global_rate_limit_json(report: &GlobalRateLimitReport) -> Value {
         "passed_unlimited": report.passed_unlimited,
         "redis_peak_keys": report.redis_peak_keys,
         "service_stats": service_stats,
-    })
+    });
+    if let Some(queue) = &report.redis_queue {
+        summary["redis_peak_waiting"] = json!(queue.peak_waiting);
+        summary["redis_max_wait_ms"] = json!(round3(queue.max_wait.as_secs_f64() * 1e3));
+        summary["redis_waiting_at_end"] = json!(queue.waiting_at_end);
+    }
+    summary
 }
 
 /// The contents of `timeseries.csv`: one row per bucket and client that

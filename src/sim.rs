@@ -232,6 +232,10 @@ pub(crate) enum Event {
     RateLimitCallArrive {
         call: Handle,
     },
+    /// A call's pipeline reached a Redis of bounded concurrency.
+    RedisArrive {
+        call: Handle,
+    },
     /// Redis runs the pipeline of a call.
     RedisExecute {
         call: Handle,
@@ -615,6 +619,7 @@ impl<'s> World<'s> {
                 retry_after,
             } => self.response_at_client(request, status, retry_after),
             Event::RateLimitCallArrive { call } => self.rate_limit_call_arrive(call),
+            Event::RedisArrive { call } => self.redis_arrive(call),
             Event::RedisExecute { call } => self.redis_execute(call),
             Event::RedisResponse { call } => self.redis_response(call),
             Event::RateLimitResponse {

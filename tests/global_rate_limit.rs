@@ -585,3 +585,76 @@ fn runs_are_deterministic() {
     let second = trafficsim::report::summary(&scenario, &run(&scenario));
     assert_eq!(first, second);
 }
+
+/// Loads open arrivals at `rate` against a limit far above the load, so
+/// only the time Redis takes decides each call. Each pipeline takes 1 ms,
+/// so a Redis with `concurrency: 1` runs at most 1,000 a second.
+fn busy_redis(name: &str, rate: &str, concurrency: &str) -> Scenario {
+    let rules = "        global:
+          rules:
+            - limit: {requests: 1000000, unit: Minute}
+";
+    let clients = format!(
+        "
+clients:
+  - name: load
+    kind: open
+    rate: {rate}
+    requests: 4000
+    path: /api
+"
+    );
+    let head =
+        format!("seed: 3\nrate_limit_service:\n  redis:\n    service_time: 1ms\n{concurrency}");
+    let path = write(name, &head, &policy(rules), &format!("{BACKEND}{clients}"));
+    load(&path, &[])
+}
+
+#[test]
+fn redis_without_concurrency_never_saturates() {
+    let output = run(&busy_redis("redis-unbounded", "2000/s", ""));
+    let global = output.global_rate_limit.as_ref().unwrap();
+    assert_eq!(global.timeouts, 0);
+    assert_eq!(global.ok, 4000);
+    assert!(global.redis_queue.is_none());
+}
+
+#[test]
+fn redis_below_capacity_keeps_up() {
+    // Half of Redis's capacity: waits stay far below Envoy's 20 ms timeout.
+    let output = run(&busy_redis("redis-half", "500/s", "    concurrency: 1\n"));
+    let global = output.global_rate_limit.as_ref().unwrap();
+    assert_eq!(global.timeouts, 0);
+    assert_eq!(global.ok, 4000);
+    let queue = global.redis_queue.unwrap();
+    assert!(queue.peak_waiting >= 1, "{queue:?}");
+    assert!(queue.max_wait.as_secs_f64() < 0.015, "{queue:?}");
+}
+
+#[test]
+fn redis_past_capacity_fails_open() {
+    // Twice Redis's capacity: the queue grows without bound, calls time
+    // out after 20 ms and requests pass without the limit. The service
+    // counts every hit as it plans the pipeline.
+    let output = run(&busy_redis(
+        "redis-double",
+        "2000/s",
+        "    concurrency: 1\n",
+    ));
+    let global = output.global_rate_limit.as_ref().unwrap();
+    assert!(global.timeouts > 3_500, "{global:?}");
+    assert_eq!(global.passed_unlimited, global.timeouts);
+    assert_eq!(status_count(&output, 200), 4000);
+    let queue = global.redis_queue.unwrap();
+    assert!(queue.peak_waiting > 1_000, "{queue:?}");
+    assert!(queue.max_wait.as_secs_f64() > 0.9, "{queue:?}");
+    // The run ends when the last request does, with Redis still behind.
+    assert!(queue.waiting_at_end > 1_000, "{queue:?}");
+    let hits: u64 = global
+        .service_stats
+        .iter()
+        .filter(|(name, _)| name.ends_with(".total_hits"))
+        .map(|(_, value)| value)
+        .sum();
+    assert_eq!(hits, 4000);
+}

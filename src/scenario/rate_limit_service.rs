@@ -39,6 +39,9 @@ pub struct RedisSpec {
     pub network_latency: SimDuration,
     /// Seconds Redis takes to run one pipeline.
     pub service_time: Dist,
+    /// Pipelines Redis runs at once; more wait in arrival order. `None`
+    /// runs every pipeline at once, so Redis never saturates.
+    pub concurrency: Option<u32>,
     /// Fault windows (`down`, `slow` or `partition`).
     pub faults: Vec<Fault>,
 }
@@ -104,6 +107,7 @@ impl Default for RedisSpec {
         RedisSpec {
             network_latency: SimDuration::from_micros(250),
             service_time: Dist::Constant(0.000_1),
+            concurrency: None,
             faults: Vec::new(),
         }
     }
@@ -179,6 +183,12 @@ fn read_redis(node: &Node, replicas: u32, diagnostics: &mut Diagnostics) -> Opti
             dist::read(n, Quantity::Seconds, diagnostics),
             &mut redis.service_time,
         );
+    }
+    if let Some(n) = fields.get("concurrency") {
+        match positive_count(n, "concurrency", 1_000_000, diagnostics) {
+            Some(count) => redis.concurrency = Some(count),
+            None => ok = false,
+        }
     }
     if let Some(n) = fields.get("faults") {
         let allowed = [FaultTarget::Down, FaultTarget::Slow, FaultTarget::Partition];

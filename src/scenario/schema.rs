@@ -918,6 +918,16 @@ pub static REDIS: Section = Section {
             "Distribution of the time Redis takes to run one pipeline.",
         ),
         field(
+            "concurrency",
+            Kind::Integer {
+                min: 1,
+                max: 1_000_000,
+            },
+            NoDefault,
+            "Pipelines Redis runs at once (1 for one Redis process); more wait in arrival \
+             order. Unset, Redis never saturates.",
+        ),
+        field(
             "faults",
             Kind::ListOf(&REDIS_FAULT),
             NoDefault,

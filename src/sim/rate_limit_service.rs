@@ -15,7 +15,7 @@
 //! Envoy replica `r` therefore talks to service replica
 //! `(r * workers + w) mod replicas` for the whole run.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use super::{Event, Handle, Slab, World};
 use crate::gateway::{GlobalRateLimit, HitsAddend, Route, RouteAction};
@@ -73,6 +73,19 @@ pub struct GlobalRateLimitReport {
     pub service_stats: BTreeMap<String, u64>,
     /// Most counters Redis held at once.
     pub redis_peak_keys: u64,
+    /// With a Redis `concurrency`: the maximum number of pipelines waiting
+    /// at once, and the maximum wait.
+    pub redis_queue: Option<RedisQueueReport>,
+}
+
+/// How far Redis fell behind when it runs a bounded number of pipelines.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct RedisQueueReport {
+    pub peak_waiting: u64,
+    /// Maximum wait of the pipelines Redis started before the run ended.
+    pub max_wait: SimDuration,
+    /// Pipelines still waiting when the run ended.
+    pub waiting_at_end: u64,
 }
 
 /// One call between Envoy and the service.
@@ -84,6 +97,19 @@ struct Call {
     plan: CallPlan,
     /// Counter values Redis returned, one per planned descriptor.
     counts: Vec<u64>,
+    /// Time Redis takes to run the pipeline, drawn when it is sent.
+    redis_time: SimDuration,
+    /// When the pipeline reached Redis, while it waits for a free slot.
+    redis_arrived: SimTime,
+}
+
+/// Pipelines Redis is running and those waiting, when its concurrency is
+/// bounded.
+#[derive(Default)]
+struct RedisQueue {
+    running: u32,
+    waiting: VecDeque<Handle>,
+    report: RedisQueueReport,
 }
 
 struct ServiceReplica {
@@ -98,6 +124,8 @@ pub(crate) struct RateLimitService {
     replicas: Vec<ServiceReplica>,
     redis: Redis,
     redis_rng: Stream,
+    /// Set when Redis runs a bounded number of pipelines at once.
+    redis_queue: Option<RedisQueue>,
     calls: Slab<Call>,
     settings: FilterSettings,
     start_unix_s: u64,
@@ -128,6 +156,7 @@ impl RateLimitService {
             replicas,
             redis: Redis::default(),
             redis_rng: streams.stream("redis", 0),
+            redis_queue: spec.redis.concurrency.map(|_| RedisQueue::default()),
             calls: Slab::default(),
             settings: FilterSettings {
                 failure_mode_deny: spec.fail_closed,
@@ -154,6 +183,10 @@ impl RateLimitService {
         let mut report = self.report.clone();
         report.service_stats = self.config.stats_by_name(&self.stats);
         report.redis_peak_keys = self.redis.peak_keys() as u64;
+        report.redis_queue = self.redis_queue.as_ref().map(|queue| RedisQueueReport {
+            waiting_at_end: queue.waiting.len() as u64,
+            ..queue.report
+        });
         Some(report)
     }
 }
@@ -292,6 +325,8 @@ impl World<'_> {
             message,
             plan: CallPlan::default(),
             counts: Vec::new(),
+            redis_time: SimDuration::ZERO,
+            redis_arrived: SimTime::ZERO,
         });
         self.schedule_in(spec.network_latency, Event::RateLimitCallArrive { call });
         match request {
@@ -391,19 +426,76 @@ impl World<'_> {
                 FaultKind::Partition => {}
             }
         }
-        // NOTE: neither Redis nor a service replica queues work: each takes
-        // its own service time whatever the load, so their saturation, and
-        // the circuit breaker of Envoy's cluster for the service, are not
-        // simulated.
+        // NOTE: a service replica takes its own service time whatever the
+        // load, so its saturation, and the circuit breaker of Envoy's
+        // cluster for the service, are not simulated. Redis saturates only
+        // when the scenario bounds its concurrency.
         let redis_time = sample(&redis.service_time, &mut service.redis_rng) + redis_extra;
+        if service.redis_queue.is_none() {
+            self.schedule_in(
+                processing + redis.network_latency + redis_time,
+                Event::RedisExecute { call },
+            );
+            return;
+        }
+        if let Some(state) = service.calls.get_mut(call) {
+            state.redis_time = redis_time;
+        }
         self.schedule_in(
-            processing + redis.network_latency + redis_time,
-            Event::RedisExecute { call },
+            processing + redis.network_latency,
+            Event::RedisArrive { call },
         );
+    }
+
+    /// Handles a pipeline reaching a Redis of bounded concurrency: it runs
+    /// at once when a slot is free, or waits behind those that came first.
+    pub(super) fn redis_arrive(&mut self, call: Handle) {
+        let now = self.now();
+        let limit = self.scenario.rate_limit_service.redis.concurrency;
+        let service = &mut self.rate_limit_service;
+        let (Some(queue), Some(limit)) = (service.redis_queue.as_mut(), limit) else {
+            return;
+        };
+        let Some(state) = service.calls.get_mut(call) else {
+            return;
+        };
+        if queue.running < limit {
+            queue.running += 1;
+            let redis_time = state.redis_time;
+            self.schedule_in(redis_time, Event::RedisExecute { call });
+            return;
+        }
+        state.redis_arrived = now;
+        queue.waiting.push_back(call);
+        let waiting = queue.waiting.len() as u64;
+        queue.report.peak_waiting = queue.report.peak_waiting.max(waiting);
+    }
+
+    /// Frees the Redis slot of a finished pipeline and starts the first
+    /// waiting one in it.
+    fn redis_slot_free(&mut self) {
+        let now = self.now();
+        let service = &mut self.rate_limit_service;
+        let Some(queue) = service.redis_queue.as_mut() else {
+            return;
+        };
+        queue.running = queue.running.saturating_sub(1);
+        while let Some(next) = queue.waiting.pop_front() {
+            let Some(state) = service.calls.get(next) else {
+                continue;
+            };
+            let waited = now.saturating_since(state.redis_arrived);
+            queue.report.max_wait = queue.report.max_wait.max(waited);
+            queue.running += 1;
+            let redis_time = state.redis_time;
+            self.schedule_in(redis_time, Event::RedisExecute { call: next });
+            return;
+        }
     }
 
     /// Runs a call's pipeline on Redis: every counter is incremented.
     pub(super) fn redis_execute(&mut self, call: Handle) {
+        self.redis_slot_free();
         let now = self.now();
         let service = &mut self.rate_limit_service;
         let unix_s = service.unix_s(now);
