@@ -638,9 +638,7 @@ impl<'a> Attacher<'a> {
                 _ => (
                     false,
                     NOT_ATTACHED.to_string(),
-                    "None of this policy's targets is in the manifests read, so it applies \
-                     to nothing; Envoy Gateway sets no status on such a policy."
-                        .to_string(),
+                    not_attached_message(policy),
                 ),
             };
             let overridden_by: Vec<String> = self
@@ -737,3 +735,31 @@ impl<'a> Attacher<'a> {
             .collect()
     }
 }
+
+/// Explains why a policy attached to nothing, naming the target kinds the
+/// simulator does not model when the policy uses them.
+fn not_attached_message(policy: &BackendTrafficPolicy) -> String {
+    let mut unmodelled: Vec<&str> = policy
+        .spec
+        .target_refs
+        .iter()
+        .map(|target| target.kind.as_str())
+        .chain(policy.spec.target_selectors.iter().map(|s| s.kind.as_str()))
+        .filter(|kind| UNMODELLED_TARGET_KINDS.contains(kind))
+        .collect();
+    unmodelled.sort_unstable();
+    unmodelled.dedup();
+    if unmodelled.is_empty() {
+        return "None of this policy's targets is in the manifests read, so it applies to \
+                nothing; Envoy Gateway sets no status on such a policy."
+            .to_string();
+    }
+    format!(
+        "This policy targets {}, which trafficsim does not simulate, so it applies to no \
+         simulated route; Envoy Gateway would apply it to the traffic of those targets.",
+        unmodelled.join(", ")
+    )
+}
+
+/// Target kinds Envoy Gateway accepts that the simulator skips.
+const UNMODELLED_TARGET_KINDS: [&str; 4] = ["ListenerSet", "TCPRoute", "UDPRoute", "TLSRoute"];

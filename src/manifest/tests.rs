@@ -107,6 +107,23 @@ fn selector_namespaces_beyond_same_become_notes() {
 }
 
 #[test]
+fn listener_set_targets_are_named_as_not_simulated() {
+    let policy = "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: BackendTrafficPolicy\n\
+                  metadata: {name: p, namespace: default}\nspec:\n  targetRefs:\n  \
+                  - {group: gateway.networking.k8s.io, kind: ListenerSet, name: ls}\n";
+    let model = model(&with(&[GATEWAY, ROUTE, policy]));
+    let status = &model.policies[0];
+    assert!(!status.accepted);
+    assert!(
+        status
+            .message
+            .contains("targets ListenerSet, which trafficsim does not simulate"),
+        "{}",
+        status.message
+    );
+}
+
+#[test]
 fn list_objects_and_bundles_are_read() {
     let list = format!(
         "apiVersion: v1\nkind: List\nitems:\n- {}\n",
