@@ -7,7 +7,7 @@
 //! When the client's timeout fires it closes its connection, so Envoy stops
 //! working on that request, while the backend finishes what it started.
 
-use std::sync::Arc;
+use std::rc::Rc;
 
 use super::proxy::Request;
 use super::workload::Workload;
@@ -34,8 +34,8 @@ pub(crate) struct Call {
     /// refer to the call.
     pub refs: u32,
     pub finished: bool,
-    pub path: Arc<str>,
-    pub headers: Arc<Vec<(String, String)>>,
+    pub path: Rc<str>,
+    pub headers: Rc<Vec<(String, String)>>,
     pub input_tokens: u64,
     pub output_tokens: u64,
 }

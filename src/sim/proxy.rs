@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::rc::Rc;
 
 use super::backend::Backends;
 use super::rate_limit_service::{self, GlobalFilterState};
@@ -38,10 +38,12 @@ pub(crate) struct Request {
     pub client_retry: bool,
     pub replica: u32,
     pub worker: u32,
-    pub method: Arc<str>,
-    pub path: Arc<str>,
-    pub host: Arc<str>,
-    pub headers: Arc<Vec<(String, String)>>,
+    // A run is single-threaded, so these shared strings count references
+    // without atomics.
+    pub method: Rc<str>,
+    pub path: Rc<str>,
+    pub host: Rc<str>,
+    pub headers: Rc<Vec<(String, String)>>,
     pub source_ip: IpAddr,
     pub delay: Option<SimDuration>,
     pub input_tokens: u64,
@@ -67,9 +69,7 @@ impl Request {
 
     /// Host index, within the cluster, of the last attempt made.
     pub fn last_host(&self) -> Option<u32> {
-        self.router
-            .as_ref()
-            .and_then(|r| r.hosts_tried.last().copied())
+        self.router.as_ref().and_then(|r| r.hosts_tried.last())
     }
 
     pub(super) fn attrs(&self) -> RequestAttrs<'_> {
@@ -98,10 +98,34 @@ pub(crate) struct RouterState {
     pub(super) attempts: u32,
     /// Hosts of the attempts so far, for the `previous_hosts` retry
     /// predicate.
-    pub(super) hosts_tried: Vec<u32>,
+    pub(super) hosts_tried: HostsTried,
     /// Status the fault filter will abort with once its delay ends.
     pub(super) fault_abort: Option<u16>,
     pub(super) done: bool,
+}
+
+/// Hosts of a request's attempts, in order. The last one is kept apart,
+/// so a request that is never retried allocates nothing.
+#[derive(Debug, Default)]
+pub(crate) struct HostsTried {
+    last: Option<u32>,
+    earlier: Vec<u32>,
+}
+
+impl HostsTried {
+    pub(super) fn push(&mut self, host: u32) {
+        if let Some(previous) = self.last.replace(host) {
+            self.earlier.push(previous);
+        }
+    }
+
+    pub(super) fn contains(&self, host: u32) -> bool {
+        self.last == Some(host) || self.earlier.contains(&host)
+    }
+
+    pub(super) fn last(&self) -> Option<u32> {
+        self.last
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -657,7 +681,7 @@ impl World<'_> {
                 retried: false,
                 current: None,
                 attempts: 0,
-                hosts_tried: Vec::new(),
+                hosts_tried: HostsTried::default(),
                 fault_abort: abort,
                 done: false,
             });

@@ -82,7 +82,7 @@ impl World<'_> {
         for _ in 0..tries {
             pick = cluster.balancers[worker as usize].pick(&view, hash, &mut replica.rng);
             match pick {
-                Some(p) if router.hosts_tried.contains(&(p.host as u32)) => continue,
+                Some(p) if router.hosts_tried.contains(p.host as u32) => continue,
                 _ => break,
             }
         }
