@@ -317,6 +317,9 @@ pub struct Metrics {
     /// Totals asked for before the run, in the order they were added.
     pub probes: Vec<Probe>,
     current: u64,
+    /// End of bucket `current`, in nanoseconds. `advance` divides only once
+    /// time reaches it, not on every event.
+    current_end_nanos: u64,
     open: Vec<OpenBucket>,
     open_endpoints: Vec<u32>,
 }
@@ -341,6 +344,7 @@ impl Metrics {
             endpoint_rows: Vec::new(),
             probes: Vec::new(),
             current: 0,
+            current_end_nanos: bucket.as_nanos().max(1),
             open: groups.iter().map(|_| OpenBucket::new()).collect(),
             open_endpoints: vec![0; tracked],
         }
@@ -352,10 +356,16 @@ impl Metrics {
 
     /// Closes every bucket that ends at or before `now`.
     pub fn advance(&mut self, now: SimTime) {
+        if now.as_nanos() < self.current_end_nanos {
+            return;
+        }
         let target = self.bucket_of(now);
         if target > self.current {
             self.close_current();
             self.current = target;
+            self.current_end_nanos = target
+                .saturating_add(1)
+                .saturating_mul(self.bucket.as_nanos().max(1));
         }
     }
 

@@ -58,7 +58,9 @@ pub(crate) struct Workload {
     groups: Vec<GroupState>,
     /// Groups not yet finished (started or not).
     unfinished_groups: usize,
-    round_robin: u64,
+    /// The replica the next request goes to under round-robin spread,
+    /// advanced for every request whatever the spread.
+    next_replica: u32,
     pub truncated: Option<Truncation>,
 }
 
@@ -126,7 +128,7 @@ impl Workload {
             instances,
             calls: Slab::default(),
             groups,
-            round_robin: 0,
+            next_replica: 0,
             truncated: None,
         }
     }
@@ -393,12 +395,17 @@ impl World<'_> {
         let replicas = self.scenario.envoy.replicas;
         let workers = self.scenario.envoy.workers;
         let spread = self.scenario.envoy.spread;
-        let round_robin = self.workload.round_robin;
-        self.workload.round_robin += 1;
+        // Counting modulo `replicas` gives the replica without a division.
+        let round_robin = self.workload.next_replica;
+        self.workload.next_replica = if round_robin + 1 >= replicas {
+            0
+        } else {
+            round_robin + 1
+        };
         let instance = &mut self.workload.instances[instance_index as usize];
         let client = &self.scenario.clients[instance.group as usize];
         let replica = match spread {
-            Spread::RoundRobin => (round_robin % u64::from(replicas)) as u32,
+            Spread::RoundRobin => round_robin,
             Spread::Random => rng::below(&mut instance.routing_rng, u64::from(replicas)) as u32,
             Spread::Sticky => instance.sticky_replica,
         };
