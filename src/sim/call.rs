@@ -159,16 +159,17 @@ impl World<'_> {
         status: u16,
         retry_after: Option<SimDuration>,
     ) {
-        let Some(request) = self.proxies.requests.remove(handle) else {
+        let Some(request) = self.proxies.requests.get(handle) else {
             return;
         };
-        self.proxies.in_flight = self.proxies.in_flight.saturating_sub(1);
         let call_handle = request.call;
+        let group = request.group;
         let attempts = request.attempts();
-        let site = request_site(&request);
+        let site = request_site(request);
         let last_host = request.last_host();
-        self.metrics
-            .record_attempt_count(request.group as usize, attempts);
+        self.proxies.requests.discard(handle);
+        self.proxies.in_flight = self.proxies.in_flight.saturating_sub(1);
+        self.metrics.record_attempt_count(group as usize, attempts);
         let current = self
             .workload
             .calls

@@ -629,7 +629,7 @@ impl World<'_> {
         if let Some(attempt) = current {
             self.reset_attempt_locally(attempt);
         }
-        self.proxies.requests.remove(handle);
+        self.proxies.requests.discard(handle);
         self.proxies.in_flight = self.proxies.in_flight.saturating_sub(1);
         true
     }
