@@ -9,12 +9,11 @@
 //! reaches a cluster and is never retried.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
-use std::rc::Rc;
 
 use super::backend::Backends;
 use super::rate_limit_service::{self, GlobalFilterState};
 use super::stats::{ClusterStats, EnvoyStats, HttpStats};
+use super::workload::Workload;
 use super::{Event, Handle, Slab, World};
 use crate::circuit_breaker::Resources;
 use crate::conn_pool::{AttemptId, Overflow, Pool};
@@ -38,13 +37,8 @@ pub(crate) struct Request {
     pub client_retry: bool,
     pub replica: u32,
     pub worker: u32,
-    // A run is single-threaded, so these shared strings count references
-    // without atomics.
-    pub method: Rc<str>,
-    pub path: Rc<str>,
-    pub host: Rc<str>,
-    pub headers: Rc<Vec<(String, String)>>,
-    pub source_ip: IpAddr,
+    /// The client instance that sent it, in `Workload::instances`.
+    pub instance: u32,
     pub delay: Option<SimDuration>,
     pub input_tokens: u64,
     pub output_tokens: u64,
@@ -72,13 +66,19 @@ impl Request {
         self.router.as_ref().and_then(|r| r.hosts_tried.last())
     }
 
-    pub(super) fn attrs(&self) -> RequestAttrs<'_> {
+    /// Returns what routing and rate limiting read of the request: its
+    /// call's path and headers and its instance's method, host and address.
+    pub(super) fn attrs<'a>(&self, workload: &'a Workload) -> RequestAttrs<'a> {
+        let instance = &workload.instances[self.instance as usize];
+        let call = workload.calls.get(self.call).expect(
+            "call of a request in flight not found, though the request holds a reference to it",
+        );
         RequestAttrs {
-            host: &self.host,
-            path: &self.path,
-            method: &self.method,
-            headers: &self.headers,
-            source_ip: self.source_ip,
+            host: &instance.host,
+            path: &call.path,
+            method: &instance.method,
+            headers: &call.headers,
+            source_ip: instance.source_ip,
         }
     }
 }
@@ -641,7 +641,7 @@ impl World<'_> {
             return;
         };
         let replica_index = request.replica;
-        let route_index = match_route(model, &request.attrs());
+        let route_index = match_route(model, &request.attrs(&self.workload));
         let replica = &mut self.proxies.replicas[replica_index as usize];
         replica.stats.downstream_rq_total += 1;
         let Some(route_index) = route_index else {
@@ -716,7 +716,7 @@ impl World<'_> {
         if let Some(config) = &route.local_rate_limit {
             let replica = &mut self.proxies.replicas[replica_index as usize];
             let decision = match replica.limiters[route_index].as_mut() {
-                Some(limiter) => limiter.check(&request.attrs(), now),
+                Some(limiter) => limiter.check(&request.attrs(&self.workload), now),
                 None => Decision::Allowed,
             };
             replica.stats.local_rate_limit_enabled += 1;

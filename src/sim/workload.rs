@@ -15,6 +15,8 @@ pub(crate) struct Instance {
     pub group: u32,
     /// Number among the instances of its definition.
     pub index: u32,
+    // A run is single-threaded, so these shared strings count references
+    // without atomics.
     pub method: Rc<str>,
     pub path: Rc<str>,
     pub host: Rc<str>,
