@@ -36,7 +36,9 @@ impl<'a> RequestAttrs<'a> {
             _ => self
                 .headers
                 .iter()
-                .find(|(key, _)| key.eq_ignore_ascii_case(name))
+                // Names are usually stored in the case they are requested
+                // in, and an exact comparison is much cheaper.
+                .find(|(key, _)| key == name || key.eq_ignore_ascii_case(name))
                 .map(|(_, value)| value.as_str()),
         }
     }
@@ -120,6 +122,12 @@ impl DescriptorBuffer {
             let at = first as usize + 2 * entry;
             (self.part(at), self.part(at + 1))
         })
+    }
+
+    /// Returns the value of entry `position` of descriptor `index`.
+    pub fn value(&self, index: usize, position: usize) -> &str {
+        let (first, _) = self.descriptors[index];
+        self.part(first as usize + 2 * position + 1)
     }
 
     pub fn entry_count(&self, index: usize) -> usize {
@@ -232,6 +240,37 @@ impl DescriptorBuffer {
         self.entries(index)
             .map(|(key, value)| (key.to_string(), value.to_string()))
             .collect()
+    }
+}
+
+/// Returns the key of the entry an action produces, and its value when
+/// every request gets the same one. Only `request_headers`,
+/// `query_parameters` and `remote_address` take their value from the
+/// request.
+pub fn fixed_entry(action: &RateLimitAction) -> (&str, Option<&str>) {
+    match action {
+        RateLimitAction::RequestHeaders { descriptor_key, .. }
+        | RateLimitAction::QueryParameters { descriptor_key, .. }
+        | RateLimitAction::RemoteAddress { descriptor_key } => (descriptor_key, None),
+        RateLimitAction::HeaderValueMatch {
+            descriptor_key,
+            descriptor_value,
+            ..
+        }
+        | RateLimitAction::RemoteAddressMatch {
+            descriptor_key,
+            descriptor_value,
+            ..
+        }
+        | RateLimitAction::QueryParameterValueMatch {
+            descriptor_key,
+            descriptor_value,
+            ..
+        }
+        | RateLimitAction::GenericKey {
+            descriptor_key,
+            descriptor_value,
+        } => (descriptor_key, Some(descriptor_value)),
     }
 }
 

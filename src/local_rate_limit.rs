@@ -16,8 +16,8 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use crate::descriptor::{Descriptor, DescriptorBuffer, RequestAttrs};
-use crate::gateway::{LocalDescriptor, LocalRateLimit, TokenBucketSpec};
+use crate::descriptor::{self, Descriptor, DescriptorBuffer, RequestAttrs};
+use crate::gateway::{LocalDescriptor, LocalRateLimit, RateLimitActions, TokenBucketSpec};
 use crate::time::SimTime;
 
 /// How buckets regain tokens.
@@ -158,27 +158,46 @@ pub enum Decision {
     ShadowLimited,
 }
 
-/// FNV-1a as a `Hasher`: lookups of per-value buckets hash short strings
-/// millions of times, and no iteration order depends on it.
+/// A multiply-rotate `Hasher` that takes eight bytes per step. Lookups of
+/// per-value buckets hash short strings millions of times, and no
+/// iteration order depends on the hash.
 #[derive(Default)]
-struct FnvHasher(u64);
+struct WordHasher(u64);
 
-impl Hasher for FnvHasher {
+/// The golden ratio in 64-bit fixed point: odd, with well-mixed bits.
+const WORD_HASH_MULTIPLIER: u64 = 0x9e37_79b9_7f4a_7c15;
+
+impl WordHasher {
+    fn add_word(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(WORD_HASH_MULTIPLIER);
+    }
+}
+
+impl Hasher for WordHasher {
     fn finish(&self) -> u64 {
-        self.0
+        // The low bits of a product depend only on the low bits of its
+        // factors, and the table picks buckets by the low bits, so the
+        // well-mixed high half is folded into them.
+        self.0 ^ (self.0 >> 32)
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        let mut hash = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for byte in bytes {
-            hash ^= u64::from(*byte);
-            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0; 8];
+            word.copy_from_slice(chunk);
+            self.add_word(u64::from_le_bytes(word));
         }
-        self.0 = hash;
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.add_word(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, byte: u8) {
+        self.add_word(u64::from(byte));
     }
 }
 
@@ -199,7 +218,7 @@ struct DynamicSlot {
 /// evicted first. Keys are the descriptor's values joined by U+001F.
 #[derive(Debug, Default)]
 struct DynamicBuckets {
-    index: HashMap<String, u32, BuildHasherDefault<FnvHasher>>,
+    index: HashMap<String, u32, BuildHasherDefault<WordHasher>>,
     slots: Vec<DynamicSlot>,
     /// Most and least recently used slots.
     newest: u32,
@@ -287,6 +306,65 @@ enum DescriptorBuckets {
     Dynamic(DynamicBuckets),
 }
 
+/// A configured descriptor that the descriptor of one `rate_limits` entry
+/// can match, judged from the entry's keys and fixed values.
+#[derive(Debug)]
+struct Candidate {
+    descriptor: usize,
+    /// Positions whose configured value must equal the request's value,
+    /// which the request alone decides.
+    compare: Vec<usize>,
+}
+
+/// The configured descriptors one `rate_limits` entry can match, in
+/// configuration order, so that deciding a request compares only the
+/// values taken from it instead of every key and value.
+#[derive(Debug, Default)]
+struct EntryPlan {
+    /// Descriptors without a wildcard.
+    exact: Vec<Candidate>,
+    /// Wildcard descriptors, tried when no exact one matches.
+    wildcard: Vec<Candidate>,
+}
+
+impl EntryPlan {
+    fn new(entry: &RateLimitActions, configured: &[LocalDescriptor]) -> EntryPlan {
+        let fixed: Vec<(&str, Option<&str>)> =
+            entry.actions.iter().map(descriptor::fixed_entry).collect();
+        let mut plan = EntryPlan::default();
+        for (index, candidate) in configured.iter().enumerate() {
+            if candidate.entries.len() != fixed.len() {
+                continue;
+            }
+            let mut compare = Vec::new();
+            let mut possible = true;
+            for (position, (configured, (key, value))) in
+                candidate.entries.iter().zip(&fixed).enumerate()
+            {
+                possible &= configured.key == *key;
+                match (&configured.value, value) {
+                    (Some(expected), Some(value)) => possible &= expected.as_str() == *value,
+                    (Some(_), None) => compare.push(position),
+                    (None, _) => {}
+                }
+            }
+            if !possible {
+                continue;
+            }
+            let candidate = Candidate {
+                descriptor: index,
+                compare,
+            };
+            if is_wildcard(&configured[index]) {
+                plan.wildcard.push(candidate);
+            } else {
+                plan.exact.push(candidate);
+            }
+        }
+        plan
+    }
+}
+
 /// The runtime state of one route's local rate limit in one replica.
 pub struct LocalLimiter {
     config: LocalRateLimit,
@@ -295,8 +373,12 @@ pub struct LocalLimiter {
     buckets: Vec<DescriptorBuckets>,
     /// Fill rate of each configured descriptor, tokens per second.
     rates: Vec<f64>,
+    /// One plan per `rate_limits` entry.
+    plans: Vec<EntryPlan>,
     /// Reused per request, so deciding allocates nothing once warm.
     descriptors: DescriptorBuffer,
+    /// The `rate_limits` entry of each request descriptor, when known.
+    entries: Vec<Option<usize>>,
     matched: Vec<Matched>,
     key: String,
 }
@@ -334,7 +416,13 @@ impl LocalLimiter {
             model,
             buckets,
             rates,
+            plans: config
+                .rate_limits
+                .iter()
+                .map(|entry| EntryPlan::new(entry, &config.descriptors))
+                .collect(),
             descriptors: DescriptorBuffer::default(),
+            entries: Vec::new(),
             matched: Vec::new(),
             key: String::new(),
         }
@@ -354,8 +442,11 @@ impl LocalLimiter {
     /// Decides one request, debiting the buckets it matches.
     pub fn check(&mut self, request: &RequestAttrs<'_>, now: SimTime) -> Decision {
         self.descriptors.clear();
-        for entry in &self.config.rate_limits {
-            self.descriptors.push_entry(entry, request);
+        self.entries.clear();
+        for (index, entry) in self.config.rate_limits.iter().enumerate() {
+            if self.descriptors.push_entry(entry, request) {
+                self.entries.push(Some(index));
+            }
         }
         self.decide(now)
     }
@@ -363,8 +454,10 @@ impl LocalLimiter {
     /// Decides one request given its descriptors.
     pub fn check_descriptors(&mut self, descriptors: &[Descriptor], now: SimTime) -> Decision {
         self.descriptors.clear();
+        self.entries.clear();
         for descriptor in descriptors {
             self.descriptors.push(descriptor);
+            self.entries.push(None);
         }
         self.decide(now)
     }
@@ -372,7 +465,11 @@ impl LocalLimiter {
     fn decide(&mut self, now: SimTime) -> Decision {
         self.matched.clear();
         for request in 0..self.descriptors.len() {
-            if let Some(descriptor) = self.find(request) {
+            let found = match self.entries[request] {
+                Some(entry) => self.find_planned(request, entry),
+                None => self.find(request),
+            };
+            if let Some(descriptor) = found {
                 self.matched.push(Matched {
                     descriptor,
                     request,
@@ -407,6 +504,27 @@ impl LocalLimiter {
         } else {
             Decision::Allowed
         }
+    }
+
+    /// Finds the configured descriptor that request descriptor `request`,
+    /// produced by `rate_limits` entry `entry`, matches: the same result as
+    /// [`Self::find`], comparing only the values the request supplied.
+    fn find_planned(&self, request: usize, entry: usize) -> Option<usize> {
+        let configured = &self.config.descriptors;
+        let matches = |candidate: &&Candidate| {
+            candidate.compare.iter().all(|&position| {
+                configured[candidate.descriptor].entries[position]
+                    .value
+                    .as_deref()
+                    == Some(self.descriptors.value(request, position))
+            })
+        };
+        let plan = &self.plans[entry];
+        plan.exact
+            .iter()
+            .find(matches)
+            .or_else(|| plan.wildcard.iter().find(matches))
+            .map(|candidate| candidate.descriptor)
     }
 
     /// Finds the configured descriptor request descriptor `request`
@@ -446,15 +564,22 @@ impl LocalLimiter {
         match &mut self.buckets[hit.descriptor] {
             DescriptorBuckets::Fixed(bucket) => bucket.consume(1.0, now),
             DescriptorBuckets::Dynamic(dynamic) => {
-                self.key.clear();
-                for (position, (_, value)) in self.descriptors.entries(hit.request).enumerate() {
-                    if position > 0 {
-                        self.key.push('\u{1f}');
+                // A one-entry descriptor's key is its value, so it needs no copy.
+                let key = if self.descriptors.entry_count(hit.request) == 1 {
+                    self.descriptors.value(hit.request, 0)
+                } else {
+                    self.key.clear();
+                    for (position, (_, value)) in self.descriptors.entries(hit.request).enumerate()
+                    {
+                        if position > 0 {
+                            self.key.push('\u{1f}');
+                        }
+                        self.key.push_str(value);
                     }
-                    self.key.push_str(value);
-                }
+                    &self.key
+                };
                 dynamic
-                    .get_or_insert(&self.key, &spec, capacity, model, now)
+                    .get_or_insert(key, &spec, capacity, model, now)
                     .consume(1.0, now)
             }
         }

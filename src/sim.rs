@@ -104,6 +104,20 @@ impl<T> Slab<T> {
         slot.1.take()
     }
 
+    /// Drops the value of `handle` where it lies, without moving it out as
+    /// [`Slab::remove`] does. Returns false when the handle is stale.
+    pub fn discard(&mut self, handle: Handle) -> bool {
+        match self.slots.get_mut(handle.index as usize) {
+            Some((generation, value)) if *generation == handle.generation && value.is_some() => {
+                self.live -= 1;
+                self.free.push(handle.index);
+                *value = None;
+                true
+            }
+            _ => false,
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.live
     }

@@ -7,7 +7,7 @@
 //! When the client's timeout fires it closes its connection, so Envoy stops
 //! working on that request, while the backend finishes what it started.
 
-use std::sync::Arc;
+use std::rc::Rc;
 
 use super::proxy::Request;
 use super::workload::Workload;
@@ -34,8 +34,8 @@ pub(crate) struct Call {
     /// refer to the call.
     pub refs: u32,
     pub finished: bool,
-    pub path: Arc<str>,
-    pub headers: Arc<Vec<(String, String)>>,
+    pub path: Rc<str>,
+    pub headers: Rc<Vec<(String, String)>>,
     pub input_tokens: u64,
     pub output_tokens: u64,
 }
@@ -113,11 +113,7 @@ impl World<'_> {
             client_retry,
             replica,
             worker,
-            method: instance.method.clone(),
-            path: call.path.clone(),
-            host: instance.host.clone(),
-            headers: call.headers.clone(),
-            source_ip: instance.source_ip,
+            instance: instance_index,
             delay: client.request.delay,
             input_tokens: call.input_tokens,
             output_tokens: call.output_tokens,
@@ -159,16 +155,17 @@ impl World<'_> {
         status: u16,
         retry_after: Option<SimDuration>,
     ) {
-        let Some(request) = self.proxies.requests.remove(handle) else {
+        let Some(request) = self.proxies.requests.get(handle) else {
             return;
         };
-        self.proxies.in_flight = self.proxies.in_flight.saturating_sub(1);
         let call_handle = request.call;
+        let group = request.group;
         let attempts = request.attempts();
-        let site = request_site(&request);
+        let site = request_site(request);
         let last_host = request.last_host();
-        self.metrics
-            .record_attempt_count(request.group as usize, attempts);
+        self.proxies.requests.discard(handle);
+        self.proxies.in_flight = self.proxies.in_flight.saturating_sub(1);
+        self.metrics.record_attempt_count(group as usize, attempts);
         let current = self
             .workload
             .calls

@@ -9,12 +9,11 @@
 //! reaches a cluster and is never retried.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
-use std::sync::Arc;
 
 use super::backend::Backends;
 use super::rate_limit_service::{self, GlobalFilterState};
 use super::stats::{ClusterStats, EnvoyStats, HttpStats};
+use super::workload::Workload;
 use super::{Event, Handle, Slab, World};
 use crate::circuit_breaker::Resources;
 use crate::conn_pool::{AttemptId, Overflow, Pool};
@@ -38,11 +37,8 @@ pub(crate) struct Request {
     pub client_retry: bool,
     pub replica: u32,
     pub worker: u32,
-    pub method: Arc<str>,
-    pub path: Arc<str>,
-    pub host: Arc<str>,
-    pub headers: Arc<Vec<(String, String)>>,
-    pub source_ip: IpAddr,
+    /// The client instance that sent it, in `Workload::instances`.
+    pub instance: u32,
     pub delay: Option<SimDuration>,
     pub input_tokens: u64,
     pub output_tokens: u64,
@@ -67,18 +63,22 @@ impl Request {
 
     /// Host index, within the cluster, of the last attempt made.
     pub fn last_host(&self) -> Option<u32> {
-        self.router
-            .as_ref()
-            .and_then(|r| r.hosts_tried.last().copied())
+        self.router.as_ref().and_then(|r| r.hosts_tried.last())
     }
 
-    pub(super) fn attrs(&self) -> RequestAttrs<'_> {
+    /// Returns what routing and rate limiting read of the request: its
+    /// call's path and headers and its instance's method, host and address.
+    pub(super) fn attrs<'a>(&self, workload: &'a Workload) -> RequestAttrs<'a> {
+        let instance = &workload.instances[self.instance as usize];
+        let call = workload.calls.get(self.call).expect(
+            "call of a request in flight not found, though the request holds a reference to it",
+        );
         RequestAttrs {
-            host: &self.host,
-            path: &self.path,
-            method: &self.method,
-            headers: &self.headers,
-            source_ip: self.source_ip,
+            host: &instance.host,
+            path: &call.path,
+            method: &instance.method,
+            headers: &call.headers,
+            source_ip: instance.source_ip,
         }
     }
 }
@@ -98,10 +98,34 @@ pub(crate) struct RouterState {
     pub(super) attempts: u32,
     /// Hosts of the attempts so far, for the `previous_hosts` retry
     /// predicate.
-    pub(super) hosts_tried: Vec<u32>,
+    pub(super) hosts_tried: HostsTried,
     /// Status the fault filter will abort with once its delay ends.
     pub(super) fault_abort: Option<u16>,
     pub(super) done: bool,
+}
+
+/// Hosts of a request's attempts, in order. The last one is kept apart,
+/// so a request that is never retried allocates nothing.
+#[derive(Debug, Default)]
+pub(crate) struct HostsTried {
+    last: Option<u32>,
+    earlier: Vec<u32>,
+}
+
+impl HostsTried {
+    pub(super) fn push(&mut self, host: u32) {
+        if let Some(previous) = self.last.replace(host) {
+            self.earlier.push(previous);
+        }
+    }
+
+    pub(super) fn contains(&self, host: u32) -> bool {
+        self.last == Some(host) || self.earlier.contains(&host)
+    }
+
+    pub(super) fn last(&self) -> Option<u32> {
+        self.last
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -616,7 +640,7 @@ impl World<'_> {
         if let Some(attempt) = current {
             self.reset_attempt_locally(attempt);
         }
-        self.proxies.requests.remove(handle);
+        self.proxies.requests.discard(handle);
         self.proxies.in_flight = self.proxies.in_flight.saturating_sub(1);
         true
     }
@@ -628,7 +652,7 @@ impl World<'_> {
             return;
         };
         let replica_index = request.replica;
-        let route_index = match_route(model, &request.attrs());
+        let route_index = match_route(model, &request.attrs(&self.workload));
         let replica = &mut self.proxies.replicas[replica_index as usize];
         replica.stats.downstream_rq_total += 1;
         let Some(route_index) = route_index else {
@@ -668,7 +692,7 @@ impl World<'_> {
                 retried: false,
                 current: None,
                 attempts: 0,
-                hosts_tried: Vec::new(),
+                hosts_tried: HostsTried::default(),
                 fault_abort: abort,
                 done: false,
             });
@@ -703,7 +727,7 @@ impl World<'_> {
         if let Some(config) = &route.local_rate_limit {
             let replica = &mut self.proxies.replicas[replica_index as usize];
             let decision = match replica.limiters[route_index].as_mut() {
-                Some(limiter) => limiter.check(&request.attrs(), now),
+                Some(limiter) => limiter.check(&request.attrs(&self.workload), now),
                 None => Decision::Allowed,
             };
             replica.stats.local_rate_limit_enabled += 1;

@@ -248,8 +248,12 @@ impl World<'_> {
             };
             request.global.next += 1;
             request.global.reached = request.global.next;
-            let message =
-                global_rate_limit::build_request(config, &request.attrs(), Phase::Request, None);
+            let message = global_rate_limit::build_request(
+                config,
+                &request.attrs(&self.workload),
+                Phase::Request,
+                None,
+            );
             if let Some(message) = message {
                 let (replica, worker) = (request.replica, request.worker);
                 self.start_call(Some(handle), replica, worker, message);
@@ -296,7 +300,7 @@ impl World<'_> {
             .filter_map(|config| {
                 global_rate_limit::build_request(
                     config,
-                    &request.attrs(),
+                    &request.attrs(&self.workload),
                     Phase::StreamDone,
                     request.response_tokens,
                 )

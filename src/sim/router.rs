@@ -70,7 +70,7 @@ impl World<'_> {
         let balancer = &mut cluster.balancers[worker as usize];
         let hash = balancer
             .hash_on()
-            .and_then(|on| hash_request(on, &request.attrs()));
+            .and_then(|on| hash_request(on, &request.attrs(&self.workload)));
         let replica = &mut self.proxies.replicas[replica_index as usize];
         let cluster = &mut replica.clusters[cluster_index as usize];
         let view = HostView {
@@ -82,7 +82,7 @@ impl World<'_> {
         for _ in 0..tries {
             pick = cluster.balancers[worker as usize].pick(&view, hash, &mut replica.rng);
             match pick {
-                Some(p) if router.hosts_tried.contains(&(p.host as u32)) => continue,
+                Some(p) if router.hosts_tried.contains(p.host as u32) => continue,
                 _ => break,
             }
         }
@@ -180,7 +180,7 @@ impl World<'_> {
             replica,
             retry,
             client_retry: request.client_retry,
-            non_idempotent: client_retry::is_non_idempotent(&request.method),
+            non_idempotent: client_retry::is_non_idempotent(request.attrs(&self.workload).method),
             input_tokens: request.input_tokens,
             output_tokens: request.output_tokens,
             delay: request.delay,

@@ -1,8 +1,7 @@
 //! Clients: when each instance sends, and what it does with a response.
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
+use std::rc::Rc;
 
 use super::call::Call;
 use super::{Event, Slab, Truncation, World};
@@ -16,16 +15,18 @@ pub(crate) struct Instance {
     pub group: u32,
     /// Number among the instances of its definition.
     pub index: u32,
-    pub method: Arc<str>,
-    pub path: Arc<str>,
-    pub host: Arc<str>,
-    pub headers: Arc<Vec<(String, String)>>,
+    // A run is single-threaded, so these shared strings count references
+    // without atomics.
+    pub method: Rc<str>,
+    pub path: Rc<str>,
+    pub host: Rc<str>,
+    pub headers: Rc<Vec<(String, String)>>,
     /// True when headers or path contain `{user}` (open clients with users).
     pub per_user: bool,
-    /// Headers and path already expanded for recent users, so a returning
-    /// user costs no allocation; cleared when it holds
-    /// [`USER_CACHE_CAPACITY`] users.
-    pub user_cache: BTreeMap<u64, UserRequest>,
+    /// Headers and path already expanded, indexed by user, so a returning
+    /// user costs no allocation. Users from [`USER_CACHE_CAPACITY`] on are
+    /// expanded on every request.
+    pub user_cache: Vec<Option<UserRequest>>,
     pub source_ip: IpAddr,
     pub rng: Stream,
     /// Draws of the replica (random spread) and worker (per-request
@@ -59,15 +60,30 @@ pub(crate) struct Workload {
     groups: Vec<GroupState>,
     /// Groups not yet finished (started or not).
     unfinished_groups: usize,
-    round_robin: u64,
+    /// The replica the next request goes to under round-robin spread,
+    /// advanced for every request whatever the spread.
+    next_replica: u32,
     pub truncated: Option<Truncation>,
 }
 
 /// The headers and path of one user's requests.
-pub(crate) type UserRequest = (Arc<Vec<(String, String)>>, Arc<str>);
+pub(crate) type UserRequest = (Rc<Vec<(String, String)>>, Rc<str>);
 
 /// Users whose expanded requests one instance keeps.
 const USER_CACHE_CAPACITY: usize = 65_536;
+
+/// Expands `{user}` in a client's headers and path.
+fn expand_user(headers: &[(String, String)], path: &str, user: u64) -> UserRequest {
+    let text = user.to_string();
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| (k.clone(), v.replace("{user}", &text)))
+        .collect();
+    (
+        Rc::new(headers),
+        Rc::from(path.replace("{user}", &text).as_str()),
+    )
+}
 
 fn expand(template: &str, index: u32) -> String {
     template.replace("{index}", &index.to_string())
@@ -114,7 +130,7 @@ impl Workload {
             instances,
             calls: Slab::default(),
             groups,
-            round_robin: 0,
+            next_replica: 0,
             truncated: None,
         }
     }
@@ -151,12 +167,12 @@ fn new_instance(
     Instance {
         group,
         index,
-        method: Arc::from(template.method.as_str()),
-        path: Arc::from(path.as_str()),
-        host: Arc::from(expand(&template.host, index).as_str()),
-        headers: Arc::new(headers),
+        method: Rc::from(template.method.as_str()),
+        path: Rc::from(path.as_str()),
+        host: Rc::from(expand(&template.host, index).as_str()),
+        headers: Rc::new(headers),
         per_user,
-        user_cache: BTreeMap::new(),
+        user_cache: Vec::new(),
         source_ip,
         rng: streams.stream(&format!("client/{}", client.name), u64::from(index)),
         routing_rng: streams.stream(&format!("routing/{}", client.name), u64::from(index)),
@@ -329,24 +345,21 @@ impl World<'_> {
         };
         let (headers, path) = match user {
             Some(user) if instance.per_user => {
-                if instance.user_cache.len() >= USER_CACHE_CAPACITY
-                    && !instance.user_cache.contains_key(&user)
-                {
-                    instance.user_cache.clear();
+                let slot = usize::try_from(user)
+                    .ok()
+                    .filter(|slot| *slot < USER_CACHE_CAPACITY);
+                match slot {
+                    Some(slot) => {
+                        if instance.user_cache.len() <= slot {
+                            instance.user_cache.resize(slot + 1, None);
+                        }
+                        let (headers, path) = instance.user_cache[slot].get_or_insert_with(|| {
+                            expand_user(&instance.headers, &instance.path, user)
+                        });
+                        (headers.clone(), path.clone())
+                    }
+                    None => expand_user(&instance.headers, &instance.path, user),
                 }
-                let (headers, path) = instance.user_cache.entry(user).or_insert_with(|| {
-                    let text = user.to_string();
-                    let headers: Vec<(String, String)> = instance
-                        .headers
-                        .iter()
-                        .map(|(k, v)| (k.clone(), v.replace("{user}", &text)))
-                        .collect();
-                    (
-                        Arc::new(headers),
-                        Arc::from(instance.path.replace("{user}", &text).as_str()),
-                    )
-                });
-                (headers.clone(), path.clone())
             }
             _ => (instance.headers.clone(), instance.path.clone()),
         };
@@ -384,12 +397,17 @@ impl World<'_> {
         let replicas = self.scenario.envoy.replicas;
         let workers = self.scenario.envoy.workers;
         let spread = self.scenario.envoy.spread;
-        let round_robin = self.workload.round_robin;
-        self.workload.round_robin += 1;
+        // Counting modulo `replicas` gives the replica without a division.
+        let round_robin = self.workload.next_replica;
+        self.workload.next_replica = if round_robin + 1 >= replicas {
+            0
+        } else {
+            round_robin + 1
+        };
         let instance = &mut self.workload.instances[instance_index as usize];
         let client = &self.scenario.clients[instance.group as usize];
         let replica = match spread {
-            Spread::RoundRobin => (round_robin % u64::from(replicas)) as u32,
+            Spread::RoundRobin => round_robin,
             Spread::Random => rng::below(&mut instance.routing_rng, u64::from(replicas)) as u32,
             Spread::Sticky => instance.sticky_replica,
         };
