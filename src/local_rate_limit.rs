@@ -224,6 +224,12 @@ struct DynamicBuckets {
     newest: u32,
     oldest: u32,
     evictions: u64,
+    /// The slot each sender's key was last found in, indexed by sender.
+    /// A sender usually sends the same key every time, and comparing it
+    /// with one slot's key is cheaper than hashing it. The comparison
+    /// checks the entry, so a stale slot, evicted or reused, only costs
+    /// the hash lookup.
+    last_slot: Vec<u32>,
 }
 
 impl DynamicBuckets {
@@ -242,9 +248,13 @@ impl DynamicBuckets {
         }
     }
 
+    /// Finds the bucket of `key`, or creates it, evicting the least
+    /// recently used one when full. `sender` identifies who sent the
+    /// request, if known.
     fn get_or_insert(
         &mut self,
         key: &str,
+        sender: Option<u32>,
         spec: &TokenBucketSpec,
         capacity: usize,
         model: RefillModel,
@@ -254,7 +264,12 @@ impl DynamicBuckets {
             self.newest = NONE;
             self.oldest = NONE;
         }
-        if let Some(&slot) = self.index.get(key) {
+        let remembered = sender
+            .and_then(|sender| self.last_slot.get(sender as usize))
+            .copied()
+            .filter(|&slot| slot != NONE && self.slots[slot as usize].key == key);
+        if let Some(slot) = remembered.or_else(|| self.index.get(key).copied()) {
+            self.remember(sender, slot);
             if self.newest != slot {
                 self.unlink(slot);
                 self.push_front(slot);
@@ -282,8 +297,18 @@ impl DynamicBuckets {
             (self.slots.len() - 1) as u32
         };
         self.index.insert(key.to_string(), slot);
+        self.remember(sender, slot);
         self.push_front(slot);
         &mut self.slots[slot as usize].bucket
+    }
+
+    fn remember(&mut self, sender: Option<u32>, slot: u32) {
+        let Some(sender) = sender else { return };
+        let sender = sender as usize;
+        if sender >= self.last_slot.len() {
+            self.last_slot.resize(sender + 1, NONE);
+        }
+        self.last_slot[sender] = slot;
     }
 
     /// Makes `slot` the most recently used; it must not be linked.
@@ -439,8 +464,16 @@ impl LocalLimiter {
             .sum()
     }
 
-    /// Decides one request, debiting the buckets it matches.
-    pub fn check(&mut self, request: &RequestAttrs<'_>, now: SimTime) -> Decision {
+    /// Decides one request, debiting the buckets it matches. `sender`, a
+    /// small number for requests that usually carry the same values (such
+    /// as a client's user), only speeds up finding their per-value
+    /// buckets. Any number, or none, gives the same decisions.
+    pub fn check(
+        &mut self,
+        request: &RequestAttrs<'_>,
+        sender: Option<u32>,
+        now: SimTime,
+    ) -> Decision {
         self.descriptors.clear();
         self.entries.clear();
         for (index, entry) in self.config.rate_limits.iter().enumerate() {
@@ -448,7 +481,7 @@ impl LocalLimiter {
                 self.entries.push(Some(index));
             }
         }
-        self.decide(now)
+        self.decide(sender, now)
     }
 
     /// Decides one request given its descriptors.
@@ -459,10 +492,10 @@ impl LocalLimiter {
             self.descriptors.push(descriptor);
             self.entries.push(None);
         }
-        self.decide(now)
+        self.decide(None, now)
     }
 
-    fn decide(&mut self, now: SimTime) -> Decision {
+    fn decide(&mut self, sender: Option<u32>, now: SimTime) -> Decision {
         self.matched.clear();
         for request in 0..self.descriptors.len() {
             let found = match self.entries[request] {
@@ -486,7 +519,7 @@ impl LocalLimiter {
         for index in 0..self.matched.len() {
             let hit = self.matched[index];
             let shadow = self.config.descriptors[hit.descriptor].shadow_mode;
-            if !self.consume_descriptor(hit, now) {
+            if !self.consume_descriptor(hit, sender, now) {
                 if shadow {
                     shadow_limited = true;
                     continue;
@@ -557,7 +590,7 @@ impl LocalLimiter {
             })
     }
 
-    fn consume_descriptor(&mut self, hit: Matched, now: SimTime) -> bool {
+    fn consume_descriptor(&mut self, hit: Matched, sender: Option<u32>, now: SimTime) -> bool {
         let spec = self.config.descriptors[hit.descriptor].bucket;
         let capacity = self.config.max_dynamic_descriptors;
         let model = self.model;
@@ -579,7 +612,7 @@ impl LocalLimiter {
                     &self.key
                 };
                 dynamic
-                    .get_or_insert(key, &spec, capacity, model, now)
+                    .get_or_insert(key, sender, &spec, capacity, model, now)
                     .consume(1.0, now)
             }
         }
@@ -765,7 +798,8 @@ mod tests {
     #[test]
     fn lru_matches_a_simple_model() {
         // Random accesses over 8 keys with room for 3: after every access the
-        // cached keys are exactly the 3 most recently used.
+        // cached keys are exactly the 3 most recently used. Four senders send
+        // random keys, so the slots they remember are often stale.
         let spec = spec(1, 1, 60_000);
         let mut state: u64 = 7;
         for capacity in [1usize, 2, 3, 5] {
@@ -776,13 +810,17 @@ mod tests {
                     .wrapping_mul(6_364_136_223_846_793_005)
                     .wrapping_add(1);
                 let key = format!("k{}", (state >> 33) % 8);
+                let sender = Some((state >> 40) as u32 % 5).filter(|&sender| sender < 4);
                 lru.get_or_insert(
                     &key,
+                    sender,
                     &spec,
                     capacity,
                     RefillModel::Continuous,
                     SimTime::ZERO,
                 );
+                assert_eq!(lru.slots[lru.newest as usize].key, key);
+                assert_eq!(lru.index[&key], lru.newest);
                 model.retain(|k| *k != key);
                 model.insert(0, key);
                 model.truncate(capacity);
@@ -935,7 +973,10 @@ mod tests {
             source_ip: "10.0.0.1".parse().unwrap(),
         };
         for _ in 0..5 {
-            assert_eq!(limiter.check(&request, SimTime::ZERO), Decision::Allowed);
+            assert_eq!(
+                limiter.check(&request, Some(0), SimTime::ZERO),
+                Decision::Allowed
+            );
         }
     }
 }

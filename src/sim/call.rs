@@ -36,6 +36,9 @@ pub(crate) struct Call {
     pub finished: bool,
     pub path: Rc<str>,
     pub headers: Rc<Vec<(String, String)>>,
+    /// The user whose cached headers and path the call carries, if any.
+    /// Calls of one client with the same user send the same headers.
+    pub user: Option<u32>,
     pub input_tokens: u64,
     pub output_tokens: u64,
 }

@@ -727,7 +727,10 @@ impl World<'_> {
         if let Some(config) = &route.local_rate_limit {
             let replica = &mut self.proxies.replicas[replica_index as usize];
             let decision = match replica.limiters[route_index].as_mut() {
-                Some(limiter) => limiter.check(&request.attrs(&self.workload), now),
+                Some(limiter) => {
+                    let user = self.workload.calls.get(request.call).and_then(|c| c.user);
+                    limiter.check(&request.attrs(&self.workload), user, now)
+                }
                 None => Decision::Allowed,
             };
             replica.stats.local_rate_limit_enabled += 1;

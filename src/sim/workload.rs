@@ -343,6 +343,7 @@ impl World<'_> {
                 (input, output)
             }
         };
+        let mut cached_user = None;
         let (headers, path) = match user {
             Some(user) if instance.per_user => {
                 let slot = usize::try_from(user)
@@ -356,6 +357,7 @@ impl World<'_> {
                         let (headers, path) = instance.user_cache[slot].get_or_insert_with(|| {
                             expand_user(&instance.headers, &instance.path, user)
                         });
+                        cached_user = u32::try_from(slot).ok();
                         (headers.clone(), path.clone())
                     }
                     None => expand_user(&instance.headers, &instance.path, user),
@@ -382,6 +384,7 @@ impl World<'_> {
             finished: false,
             path,
             headers,
+            user: cached_user,
             input_tokens,
             output_tokens,
         });
