@@ -319,6 +319,9 @@ fn global_rate_limit_json(report: &GlobalRateLimitReport) -> Value {
         "redis_peak_keys": report.redis_peak_keys,
         "service_stats": service_stats,
     });
+    if let Some(wait) = report.service_max_wait {
+        summary["service_max_wait_ms"] = json!(round3(wait.as_secs_f64() * 1e3));
+    }
     if let Some(queue) = &report.redis_queue {
         summary["redis_peak_waiting"] = json!(queue.peak_waiting);
         summary["redis_max_wait_ms"] = json!(round3(queue.max_wait.as_secs_f64() * 1e3));

@@ -658,3 +658,62 @@ fn redis_past_capacity_fails_open() {
         .sum();
     assert_eq!(hits, 4000);
 }
+
+/// Loads open arrivals at `rate` against one service replica that takes
+/// 1 ms per call and, with `concurrency: 1`, handles 1,000 a second at
+/// most. Redis is fast and unbounded.
+fn busy_service(name: &str, rate: &str, concurrency: &str) -> Scenario {
+    let rules = "        global:
+          rules:
+            - limit: {requests: 1000000, unit: Minute}
+";
+    let clients = format!(
+        "
+clients:
+  - name: load
+    kind: open
+    rate: {rate}
+    requests: 4000
+    path: /api
+"
+    );
+    let head = format!("seed: 3\nrate_limit_service:\n  service_time: 1ms\n{concurrency}");
+    let path = write(name, &head, &policy(rules), &format!("{BACKEND}{clients}"));
+    load(&path, &[])
+}
+
+#[test]
+fn service_below_capacity_keeps_up() {
+    let output = run(&busy_service("service-half", "500/s", "  concurrency: 1\n"));
+    let global = output.global_rate_limit.as_ref().unwrap();
+    assert_eq!(global.timeouts, 0);
+    assert_eq!(global.ok, 4000);
+    let wait = global.service_max_wait.unwrap();
+    assert!(wait > sim_duration_ms(0), "{wait:?}");
+    assert!(wait < sim_duration_ms(15), "{wait:?}");
+}
+
+#[test]
+fn service_past_capacity_fails_open() {
+    let output = run(&busy_service(
+        "service-double",
+        "2000/s",
+        "  concurrency: 1\n",
+    ));
+    let global = output.global_rate_limit.as_ref().unwrap();
+    assert!(global.timeouts > 3_500, "{global:?}");
+    assert_eq!(global.passed_unlimited, global.timeouts);
+    assert!(global.service_max_wait.unwrap() > sim_duration_ms(900));
+}
+
+#[test]
+fn service_without_concurrency_never_saturates() {
+    let output = run(&busy_service("service-unbounded", "2000/s", ""));
+    let global = output.global_rate_limit.as_ref().unwrap();
+    assert_eq!(global.timeouts, 0);
+    assert!(global.service_max_wait.is_none());
+}
+
+fn sim_duration_ms(ms: u64) -> trafficsim::time::SimDuration {
+    trafficsim::time::SimDuration::from_millis(ms)
+}

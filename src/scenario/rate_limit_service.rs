@@ -27,6 +27,9 @@ pub struct RateLimitServiceSpec {
     pub fail_closed: bool,
     /// The service's local cache of keys known to be over limit.
     pub local_cache: bool,
+    /// Calls one replica processes at once; more wait in arrival order.
+    /// `None` processes every call at once, so a replica never saturates.
+    pub concurrency: Option<u32>,
     /// Fault windows of the service replicas (`down` or `slow`).
     pub faults: Vec<Fault>,
     pub redis: RedisSpec,
@@ -96,6 +99,7 @@ impl Default for RateLimitServiceSpec {
             timeout: SimDuration::from_millis(20),
             fail_closed: false,
             local_cache: false,
+            concurrency: None,
             faults: Vec::new(),
             redis: RedisSpec::default(),
         }
@@ -148,6 +152,12 @@ pub(super) fn read(node: &Node, diagnostics: &mut Diagnostics) -> Option<RateLim
     }
     if let Some(n) = fields.get("local_cache") {
         ok &= read_into(n.bool(diagnostics), &mut spec.local_cache);
+    }
+    if let Some(n) = fields.get("concurrency") {
+        match positive_count(n, "concurrency", 1_000_000, diagnostics) {
+            Some(count) => spec.concurrency = Some(count),
+            None => ok = false,
+        }
     }
     if let Some(n) = fields.get("faults") {
         let allowed = [FaultTarget::Down, FaultTarget::Slow];

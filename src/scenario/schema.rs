@@ -892,6 +892,16 @@ pub static RATE_LIMIT_SERVICE: Section = Section {
             "The service's cache of keys already over their limit; false when left out.",
         ),
         field(
+            "concurrency",
+            Kind::Integer {
+                min: 1,
+                max: 1_000_000,
+            },
+            NoDefault,
+            "Calls one service replica processes at once; more wait in arrival order. \
+             Unset, a replica never saturates.",
+        ),
+        field(
             "faults",
             Kind::ListOf(&SERVICE_FAULT),
             NoDefault,

@@ -15,7 +15,8 @@
 //! Envoy replica `r` therefore talks to service replica
 //! `(r * workers + w) mod replicas` for the whole run.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 
 use super::{Event, Handle, Slab, World};
 use crate::gateway::{GlobalRateLimit, HitsAddend, Route, RouteAction};
@@ -76,6 +77,9 @@ pub struct GlobalRateLimitReport {
     /// With a Redis `concurrency`: the maximum number of pipelines waiting
     /// at once, and the maximum wait.
     pub redis_queue: Option<RedisQueueReport>,
+    /// With a service `concurrency`: the maximum time a call waited for
+    /// its replica.
+    pub service_max_wait: Option<SimDuration>,
 }
 
 /// How far Redis fell behind when it runs a bounded number of pipelines.
@@ -115,6 +119,9 @@ struct RedisQueue {
 struct ServiceReplica {
     rng: Stream,
     cache: Option<LocalCache>,
+    /// With a bounded concurrency: when each of the replica's slots is
+    /// next free, earliest first.
+    slots_free_at: BinaryHeap<Reverse<SimTime>>,
 }
 
 /// The service replicas, Redis, and the calls in flight between them.
@@ -126,6 +133,8 @@ pub(crate) struct RateLimitService {
     redis_rng: Stream,
     /// Set when Redis runs a bounded number of pipelines at once.
     redis_queue: Option<RedisQueue>,
+    /// Set when service replicas process a bounded number of calls at once.
+    service_max_wait: Option<SimDuration>,
     calls: Slab<Call>,
     settings: FilterSettings,
     start_unix_s: u64,
@@ -143,6 +152,9 @@ impl RateLimitService {
             .map(|index| ServiceReplica {
                 rng: streams.stream("rate-limit-service", u64::from(index)),
                 cache: spec.local_cache.then(LocalCache::default),
+                slots_free_at: (0..spec.concurrency.unwrap_or(0))
+                    .map(|_| Reverse(SimTime::ZERO))
+                    .collect(),
             })
             .collect();
         let enabled = scenario
@@ -157,6 +169,7 @@ impl RateLimitService {
             redis: Redis::default(),
             redis_rng: streams.stream("redis", 0),
             redis_queue: spec.redis.concurrency.map(|_| RedisQueue::default()),
+            service_max_wait: spec.concurrency.map(|_| SimDuration::ZERO),
             calls: Slab::default(),
             settings: FilterSettings {
                 failure_mode_deny: spec.fail_closed,
@@ -183,6 +196,7 @@ impl RateLimitService {
         let mut report = self.report.clone();
         report.service_stats = self.config.stats_by_name(&self.stats);
         report.redis_peak_keys = self.redis.peak_keys() as u64;
+        report.service_max_wait = self.service_max_wait;
         report.redis_queue = self.redis_queue.as_ref().map(|queue| RedisQueueReport {
             waiting_at_end: queue.waiting.len() as u64,
             ..queue.report
@@ -375,7 +389,23 @@ impl World<'_> {
         let service = &mut self.rate_limit_service;
         let unix_s = service.unix_s(now);
         let service_replica = &mut service.replicas[replica as usize];
-        let processing = sample(&spec.service_time, &mut service_replica.rng) + extra;
+        let mut processing = sample(&spec.service_time, &mut service_replica.rng) + extra;
+        // With bounded concurrency the replica is a FIFO multi-server
+        // queue: calls are handled in arrival order, so the call starts
+        // when the earliest slot frees. The wait is added to its time.
+        // NOTE: the call is planned (its window and the local cache read)
+        // on arrival rather than when its wait ends.
+        if let Some(Reverse(free_at)) = service_replica.slots_free_at.pop() {
+            let start = free_at.max(now);
+            service_replica
+                .slots_free_at
+                .push(Reverse(start + processing));
+            let wait = start.saturating_since(now);
+            processing = wait + processing;
+            if let Some(max_wait) = service.service_max_wait.as_mut() {
+                *max_wait = (*max_wait).max(wait);
+            }
+        }
         let Some(state) = service.calls.get_mut(call) else {
             return;
         };
@@ -430,10 +460,9 @@ impl World<'_> {
                 FaultKind::Partition => {}
             }
         }
-        // NOTE: a service replica takes its own service time whatever the
-        // load, so its saturation, and the circuit breaker of Envoy's
-        // cluster for the service, are not simulated. Redis saturates only
-        // when the scenario bounds its concurrency.
+        // NOTE: Envoy's circuit breaker on the cluster of the service is
+        // not simulated. The service and Redis saturate only when the
+        // scenario bounds their concurrency.
         let redis_time = sample(&redis.service_time, &mut service.redis_rng) + redis_extra;
         if service.redis_queue.is_none() {
             self.schedule_in(
