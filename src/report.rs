@@ -654,6 +654,23 @@ fn global_rate_limit_line(report: &GlobalRateLimitReport) -> String {
             report.passed_unlimited, report.failed_closed
         );
     }
+    if let Some(wait) = report.service_max_wait {
+        let _ = write!(
+            line,
+            "; service calls waited up to {:.1} ms",
+            wait.as_secs_f64() * 1e3
+        );
+    }
+    if let Some(queue) = &report.redis_queue {
+        let _ = write!(
+            line,
+            "; Redis pipelines waited up to {:.1} ms, {} at once at most, {} still waiting at \
+             the end",
+            queue.max_wait.as_secs_f64() * 1e3,
+            queue.peak_waiting,
+            queue.waiting_at_end
+        );
+    }
     line
 }
 

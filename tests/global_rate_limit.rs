@@ -704,6 +704,12 @@ fn service_past_capacity_fails_open() {
     assert!(global.timeouts > 3_500, "{global:?}");
     assert_eq!(global.passed_unlimited, global.timeouts);
     assert!(global.service_max_wait.unwrap() > sim_duration_ms(900));
+    let text = trafficsim::report::human_summary(
+        &busy_service("service-double", "2000/s", "  concurrency: 1\n"),
+        &output,
+        &PathBuf::from("out"),
+    );
+    assert!(text.contains("service calls waited up to"), "{text}");
 }
 
 #[test]
