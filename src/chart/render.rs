@@ -230,11 +230,16 @@ fn draw_legend<DB: DrawingBackend>(
 /// Writes "no data" in the middle of the plot, for charts with nothing to
 /// draw.
 pub(super) fn draw_no_data<DB: DrawingBackend>(axes: &Axes<'_, DB>) -> DrawResult<DB> {
+    draw_note(axes, "no data")
+}
+
+/// Writes `text` in the middle of the plotting area.
+pub(super) fn draw_note<DB: DrawingBackend>(axes: &Axes<'_, DB>, text: &str) -> DrawResult<DB> {
     let area = axes.plotting_area().strip_coord_spec();
     let (width, height) = area.dim_in_pixel();
     let style = font_style(AXIS_DESC_SIZE).pos(Pos::new(HPos::Center, VPos::Center));
     area.draw(&Text::new(
-        "no data",
+        text,
         (width as i32 / 2, height as i32 / 2),
         style,
     ))

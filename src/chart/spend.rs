@@ -144,6 +144,14 @@ impl Figure for SpendFigure {
             let style = line.entry.color.stroke_width(2);
             axes.draw_series(LineSeries::new(line.points.iter().copied(), style))?;
         }
+        let nothing_spent = self
+            .lines
+            .iter()
+            .all(|line| line.points.iter().all(|&(_, usd)| usd == 0.0));
+        if nothing_spent {
+            // A flat line at zero reads like a broken chart without this.
+            return render::draw_note(&axes, "no spend: no priced request reached a backend");
+        }
         Ok(())
     }
 }
