@@ -745,3 +745,23 @@ fn service_queue_matches_m_d_1_wait() {
     let wait_ms = total / seeds.count() as f64;
     assert!((wait_ms - 0.5).abs() < 0.04, "mean wait {wait_ms} ms");
 }
+
+#[test]
+fn redis_queue_matches_m_d_1_wait() {
+    // The service adds a constant time, so pipelines still reach Redis as
+    // a Poisson stream: with one slot of 1 ms at 500 a second, Redis is
+    // an M/D/1 queue at utilisation 0.5 with a mean wait of 0.5 ms.
+    let mean_ms = |concurrency: &str, seed: u64| {
+        let name = format!("redis-md1-{}", concurrency.len());
+        let scenario = busy_redis(&name, "500/s", concurrency);
+        let output = sim::run_with(&scenario, seed, RunOptions::default());
+        output.metrics.total_latency().mean() / 1000.0
+    };
+    let seeds = 1..=10u64;
+    let total: f64 = seeds
+        .clone()
+        .map(|seed| mean_ms("    concurrency: 1\n", seed) - mean_ms("", seed))
+        .sum();
+    let wait_ms = total / seeds.count() as f64;
+    assert!((wait_ms - 0.5).abs() < 0.04, "mean wait {wait_ms} ms");
+}
