@@ -36,8 +36,8 @@ pub struct OutcomeSeries {
     pub rate_limited_429: Vec<f64>,
     /// Requests/s rejected with 503 by a circuit breaker, per bucket.
     pub overflow_503: Vec<f64>,
-    /// Requests/s that ended with any other status (4xx, 500, 504, ...), per
-    /// bucket.
+    /// Requests/s that ended with any other status (4xx, 500, 504, ...) or
+    /// that the client gave up on (its timeout), per bucket.
     pub other: Vec<f64>,
 }
 

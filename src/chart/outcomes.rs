@@ -1,5 +1,6 @@
 //! The outcomes chart: request rate over time, stacked by status class
-//! (2xx, 429, 503, every other status), so the top edge is the total rate.
+//! (2xx, 429, 503, every other status or a client timeout), so the top
+//! edge is the total rate.
 
 use std::ops::Range;
 
@@ -45,7 +46,7 @@ impl OutcomeFigure {
                 &series.rate_limited_429,
             ),
             ("503 overflow", OVERFLOW_503, &series.overflow_503),
-            ("other status", OTHER, &series.other),
+            ("other or timeout", OTHER, &series.other),
         ];
         let width = render::bucket_width(series.bucket_seconds);
         let buckets = classes

@@ -124,7 +124,7 @@ fn outcomes_writes_svg_and_png() {
         "2xx success",
         "429 rate limited",
         "503 overflow",
-        "other status",
+        "other or timeout",
     ] {
         assert!(svg.contains(name), "legend entry {name} missing");
     }
