@@ -67,10 +67,12 @@ pub struct Pool {
     /// Requests each connection may carry; `None` is unlimited.
     max_requests_per_connection: Option<u32>,
     /// Requests carried so far by each idle connection, the most recently
-    /// freed last (it is reused first).
+    /// freed last (it is reused first). Kept only when
+    /// `max_requests_per_connection` is set.
     idle_served: Vec<u32>,
     /// Requests carried so far, the current one included, by the connection
-    /// of each attached attempt.
+    /// of each attached attempt. Kept only when
+    /// `max_requests_per_connection` is set.
     busy_served: Vec<(AttemptId, u32)>,
 }
 
@@ -143,7 +145,9 @@ impl Pool {
         debug_assert!(self.connecting > 0);
         self.connecting = self.connecting.saturating_sub(1);
         self.idle += 1;
-        self.idle_served.push(0);
+        if self.max_requests_per_connection.is_some() {
+            self.idle_served.push(0);
+        }
     }
 
     /// A connection attempt failed; its slot is given back.
@@ -230,13 +234,18 @@ impl Pool {
             }
         } else {
             self.idle += 1;
-            self.idle_served.push(served);
+            if self.max_requests_per_connection.is_some() {
+                self.idle_served.push(served);
+            }
         }
     }
 
     /// Removes and returns the request count of the connection `attempt`
     /// was attached to.
     fn take_served(&mut self, attempt: AttemptId) -> u32 {
+        if self.max_requests_per_connection.is_none() {
+            return 0;
+        }
         match self.busy_served.iter().position(|(a, _)| *a == attempt) {
             Some(index) => self.busy_served.swap_remove(index).1,
             None => 0,
@@ -301,8 +310,12 @@ impl Pool {
         resources.attach_request();
         self.idle -= 1;
         self.busy += 1;
-        let served = self.idle_served.pop().unwrap_or(0) + 1;
-        self.busy_served.push((attempt, served));
+        // Request counts matter only under a per-connection limit, and
+        // tracking them costs a scan of the busy list on every release.
+        if self.max_requests_per_connection.is_some() {
+            let served = self.idle_served.pop().unwrap_or(0) + 1;
+            self.busy_served.push((attempt, served));
+        }
         Ok(())
     }
 }

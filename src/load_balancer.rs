@@ -81,24 +81,38 @@ impl Balancer {
             return None;
         }
         let healthy_count = hosts.iter().filter(|h| view.healthy[**h]).count();
-        let healthy_percent = 100.0 * healthy_count as f64 / hosts.len() as f64;
-        let panic = self.panic_threshold > 0.0 && healthy_percent < self.panic_threshold;
-        self.scratch.clear();
-        if panic {
-            self.scratch.extend(hosts.iter().copied());
+        let all_healthy = healthy_count == hosts.len();
+        // With every host healthy the percentage is exactly 100, so the
+        // division is skipped.
+        let healthy_percent = if all_healthy {
+            100.0
         } else {
+            100.0 * healthy_count as f64 / hosts.len() as f64
+        };
+        let panic = self.panic_threshold > 0.0 && healthy_percent < self.panic_threshold;
+        // The candidates are all hosts in panic mode or when all are healthy,
+        // and only then is no filtered copy needed.
+        let candidates: &[usize] = if panic || all_healthy {
+            hosts
+        } else {
+            self.scratch.clear();
             self.scratch
                 .extend(hosts.iter().copied().filter(|h| view.healthy[*h]));
-        }
-        if self.scratch.is_empty() {
+            &self.scratch
+        };
+        if candidates.is_empty() {
             return None;
         }
-        let candidates = &self.scratch;
         let host = match &self.policy {
             LoadBalancer::RoundRobin => {
                 let index = self.round_robin_next[group];
                 self.round_robin_next[group] = index.wrapping_add(1);
-                candidates[(index % candidates.len() as u64) as usize]
+                if candidates.len() == 1 {
+                    // One candidate needs no division to pick it.
+                    candidates[0]
+                } else {
+                    candidates[(index % candidates.len() as u64) as usize]
+                }
             }
             LoadBalancer::Random => candidates[rng::below(rng, candidates.len() as u64) as usize],
             LoadBalancer::LeastRequest { choice_count } => {

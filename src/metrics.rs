@@ -586,6 +586,9 @@ impl Metrics {
         latency: SimDuration,
         now: SimTime,
     ) {
+        if self.probes.is_empty() {
+            return;
+        }
         let micros = (latency.as_nanos() / 1_000).clamp(1, MAX_LATENCY_US);
         for probe in &mut self.probes {
             if probe.counts(site, now) {

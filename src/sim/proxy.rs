@@ -9,6 +9,7 @@
 //! reaches a cluster and is never retried.
 
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use super::backend::Backends;
 use super::rate_limit_service::{self, GlobalFilterState};
@@ -500,6 +501,53 @@ fn add_replica_stats(stats: &mut EnvoyStats, replica: &Replica, model: &GatewayM
     }
 }
 
+/// Finds the first route matching a request, matching once per client
+/// instance and cached user. Routes do not change during a run, and
+/// matching reads only the host, method, path and headers. Those are the
+/// same for all requests of an instance that sends its own headers and
+/// path, and for all requests of one cached user.
+pub(super) fn matched_route(
+    model: &GatewayModel,
+    workload: &mut Workload,
+    request: &Request,
+) -> Option<usize> {
+    let instance_index = request.instance as usize;
+    let Some(call) = workload.calls.get(request.call) else {
+        return match_route(model, &request.attrs(workload));
+    };
+
+    let instance = &workload.instances[instance_index];
+    let user = call.user.map(|user| user as usize);
+    // A user beyond the cache gets headers expanded for this call alone,
+    // so only the instance's own shared strings identify a repeat.
+    let own = user.is_none()
+        && Rc::ptr_eq(&call.headers, &instance.headers)
+        && Rc::ptr_eq(&call.path, &instance.path);
+    let cached = match user {
+        Some(user) => instance.user_routes.get(user).copied().flatten(),
+        None if own => instance.own_route,
+        None => None,
+    };
+    if let Some(route) = cached {
+        return route.map(|route| route as usize);
+    }
+
+    let route = match_route(model, &request.attrs(workload));
+    let stored = route.map(|route| route as u32);
+    let instance = &mut workload.instances[instance_index];
+    match user {
+        Some(user) => {
+            if instance.user_routes.len() <= user {
+                instance.user_routes.resize(user + 1, None);
+            }
+            instance.user_routes[user] = Some(stored);
+        }
+        None if own => instance.own_route = Some(stored),
+        None => {}
+    }
+    route
+}
+
 /// Finds the first route matching a request.
 pub(crate) fn match_route(model: &GatewayModel, request: &RequestAttrs<'_>) -> Option<usize> {
     model
@@ -652,7 +700,7 @@ impl World<'_> {
             return;
         };
         let replica_index = request.replica;
-        let route_index = match_route(model, &request.attrs(&self.workload));
+        let route_index = matched_route(model, &mut self.workload, request);
         let replica = &mut self.proxies.replicas[replica_index as usize];
         replica.stats.downstream_rq_total += 1;
         let Some(route_index) = route_index else {

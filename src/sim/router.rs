@@ -180,7 +180,9 @@ impl World<'_> {
             replica,
             retry,
             client_retry: request.client_retry,
-            non_idempotent: client_retry::is_non_idempotent(request.attrs(&self.workload).method),
+            non_idempotent: client_retry::is_non_idempotent(
+                &self.workload.instances[request.instance as usize].method,
+            ),
             input_tokens: request.input_tokens,
             output_tokens: request.output_tokens,
             delay: request.delay,

@@ -36,7 +36,9 @@ pub(crate) struct ClusterStats {
     pub pool: PoolCounters,
     pub upstream_rq_total: u64,
     pub upstream_rq_completed: u64,
-    pub upstream_rq_by_code: BTreeMap<u16, u64>,
+    /// Responses per status code, in the order first seen. A short list
+    /// is cheaper to count in than a map, and readers sum it by name.
+    pub upstream_rq_by_code: Vec<(u16, u64)>,
     pub upstream_rq_retry: u64,
     pub upstream_rq_retry_overflow: u64,
     pub upstream_rq_retry_success: u64,
@@ -64,7 +66,14 @@ pub(crate) struct ClusterStats {
 
 impl ClusterStats {
     pub fn count_code(&mut self, status: u16) {
-        *self.upstream_rq_by_code.entry(status).or_insert(0) += 1;
+        match self
+            .upstream_rq_by_code
+            .iter_mut()
+            .find(|(code, _)| *code == status)
+        {
+            Some((_, count)) => *count += 1,
+            None => self.upstream_rq_by_code.push((status, 1)),
+        }
     }
 }
 

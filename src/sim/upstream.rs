@@ -34,15 +34,15 @@ impl World<'_> {
         host: u32,
     ) {
         let pool_index = self.proxies.pool_index(cluster_index, worker, host);
-        let endpoint = self.proxies.cluster_hosts[cluster_index as usize][host as usize];
-        let now = self.now();
-        let outcome = self.backends.connect_outcome(self.scenario, endpoint, now);
         let cluster = &mut self.proxies.replicas[replica as usize].clusters[cluster_index as usize];
         let pool = &mut cluster.pools[pool_index];
         let opened = pool.open_connections(&mut cluster.resources, &mut cluster.stats.pool);
         if opened == 0 {
             return;
         }
+        let endpoint = self.proxies.cluster_hosts[cluster_index as usize][host as usize];
+        let now = self.queue.now();
+        let outcome = self.backends.connect_outcome(self.scenario, endpoint, now);
         let connect_time = self.scenario.envoy.connect_time;
         let (delay, timed_out) = match outcome {
             ConnectOutcome::Accepted if connect_time.is_zero() => {
@@ -153,6 +153,16 @@ impl World<'_> {
     /// Gives a freed or closed connection's pool to its waiting requests,
     /// opening new connections for them when needed.
     pub(super) fn serve_pool(&mut self, attempt: &super::proxy::Attempt) {
+        let pool_index = self
+            .proxies
+            .pool_index(attempt.cluster, attempt.worker, attempt.host);
+        let pool = &self.proxies.replicas[attempt.replica as usize].clusters
+            [attempt.cluster as usize]
+            .pools[pool_index];
+        // Only waiting requests make the pool attach or open anything.
+        if pool.pending_len() == 0 {
+            return;
+        }
         self.attach_pending(
             attempt.replica,
             attempt.cluster,

@@ -27,6 +27,14 @@ pub(crate) struct Instance {
     /// user costs no allocation. Users from [`USER_CACHE_CAPACITY`] on are
     /// expanded on every request.
     pub user_cache: Vec<Option<UserRequest>>,
+    /// The route the instance's own headers and path match, once looked
+    /// up, and `Some(None)` when no route matches. See [`matched_route`].
+    ///
+    /// [`matched_route`]: super::proxy::matched_route
+    pub own_route: Option<Option<u32>>,
+    /// The same for the requests of each user in `user_cache`, indexed
+    /// alike.
+    pub user_routes: Vec<Option<Option<u32>>>,
     pub source_ip: IpAddr,
     pub rng: Stream,
     /// Draws of the replica (random spread) and worker (per-request
@@ -173,6 +181,8 @@ fn new_instance(
         headers: Rc::new(headers),
         per_user,
         user_cache: Vec::new(),
+        own_route: None,
+        user_routes: Vec::new(),
         source_ip,
         rng: streams.stream(&format!("client/{}", client.name), u64::from(index)),
         routing_rng: streams.stream(&format!("routing/{}", client.name), u64::from(index)),
