@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use trafficsim::{scenario, sim};
 
 /// Two routes on one path: users whose `x-user-id` ends in an even digit
-/// go to a backend that always answers 500, the rest to one that answers
+/// go to a backend that always returns 500, the rest to one that returns
 /// 200. Three clients: one always sends `user-1`, one always `user-2`,
 /// and one draws among `users` users per request.
 fn scenario_text(users: u32) -> String {
@@ -96,6 +96,6 @@ fn few_users_each_reach_their_route() {
 
 #[test]
 fn users_beyond_the_header_cache_reach_their_route() {
-    // More users than the per-client cache of expanded headers holds.
+    // More users than the per-client cache of expanded headers contains.
     check(100_000);
 }
