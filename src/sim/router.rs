@@ -242,24 +242,29 @@ impl World<'_> {
         Some(attempt)
     }
 
+    /// Returns the request, replica, cluster and host of an attempt that is
+    /// still on its connection, or `None` once it ended or while it waits
+    /// in a pool.
+    fn active_attempt(&self, handle: Handle) -> Option<(Handle, u32, u32, u32)> {
+        let attempt = self.proxies.attempts.get(handle)?;
+        (attempt.state == AttemptState::Active).then_some((
+            attempt.request,
+            attempt.replica,
+            attempt.cluster,
+            attempt.host,
+        ))
+    }
+
     pub(super) fn upstream_response(
         &mut self,
         attempt_handle: Handle,
         status: u16,
         retry_after: Option<SimDuration>,
     ) {
-        let Some(attempt) = self.proxies.attempts.get(attempt_handle) else {
+        let Some((request_handle, replica, cluster, host)) = self.active_attempt(attempt_handle)
+        else {
             return;
         };
-        if attempt.state != AttemptState::Active {
-            return;
-        }
-        let (request_handle, replica, cluster, host) = (
-            attempt.request,
-            attempt.replica,
-            attempt.cluster,
-            attempt.host,
-        );
         self.observe_outlier(replica, cluster, host, Observation::Response(status));
         let outcome = AttemptOutcome::Response {
             status,
@@ -295,18 +300,10 @@ impl World<'_> {
     /// connection it closed, before responding: a 503 (`connection
     /// termination`) unless retried under `reset`, `5xx` or `gateway-error`.
     pub(super) fn upstream_reset(&mut self, attempt_handle: Handle) {
-        let Some(attempt) = self.proxies.attempts.get(attempt_handle) else {
+        let Some((request_handle, replica, cluster, host)) = self.active_attempt(attempt_handle)
+        else {
             return;
         };
-        if attempt.state != AttemptState::Active {
-            return;
-        }
-        let (request_handle, replica, cluster, host) = (
-            attempt.request,
-            attempt.replica,
-            attempt.cluster,
-            attempt.host,
-        );
         self.observe_outlier(replica, cluster, host, Observation::ConnectFailure);
         let retry = self.retry_decision(request_handle, attempt_handle, AttemptOutcome::Reset);
 
@@ -391,18 +388,11 @@ impl World<'_> {
     }
 
     pub(super) fn per_try_timeout(&mut self, attempt_handle: Handle) {
-        let Some(attempt) = self.proxies.attempts.get(attempt_handle) else {
+        let Some((request_handle, replica, cluster_index, host)) =
+            self.active_attempt(attempt_handle)
+        else {
             return;
         };
-        if attempt.state != AttemptState::Active {
-            return;
-        }
-        let (request_handle, replica, cluster_index, host) = (
-            attempt.request,
-            attempt.replica,
-            attempt.cluster,
-            attempt.host,
-        );
         let cluster = &mut self.proxies.replicas[replica as usize].clusters[cluster_index as usize];
         cluster.stats.upstream_rq_per_try_timeout += 1;
         self.observe_outlier(replica, cluster_index, host, Observation::Timeout);
