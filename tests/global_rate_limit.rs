@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use trafficsim::overrides::{self, Override};
 use trafficsim::scenario::{self, Scenario};
 use trafficsim::sim::{self, RunOptions, RunOutput};
+use trafficsim::time::SimDuration;
 
 const GATEWAY: &str = "
   - apiVersion: gateway.networking.k8s.io/v1
@@ -586,10 +587,27 @@ fn runs_are_deterministic() {
     assert_eq!(first, second);
 }
 
+/// The part of the global rate limit path whose concurrency a test bounds.
+#[derive(Clone, Copy)]
+enum Queue {
+    Service,
+    Redis,
+}
+
+impl Queue {
+    fn name(self) -> &'static str {
+        match self {
+            Queue::Service => "service",
+            Queue::Redis => "redis",
+        }
+    }
+}
+
 /// Loads open arrivals at `rate` against a limit far above the load, so
-/// only the time Redis takes decides each call. Each pipeline takes 1 ms,
-/// so a Redis with `concurrency: 1` runs at most 1,000 a second.
-fn busy_redis(name: &str, rate: &str, concurrency: &str) -> Scenario {
+/// only the time `queue` takes decides each call. It takes 1 ms per call,
+/// so with `bounded` (`concurrency: 1`) it handles 1,000 a second at most.
+/// The other part keeps its fast defaults and never saturates.
+fn busy(name: &str, rate: &str, queue: Queue, bounded: bool) -> Scenario {
     let rules = "        global:
           rules:
             - limit: {requests: 1000000, unit: Minute}
@@ -604,15 +622,45 @@ clients:
     path: /api
 "
     );
-    let head =
-        format!("seed: 3\nrate_limit_service:\n  redis:\n    service_time: 1ms\n{concurrency}");
+    let indent = match queue {
+        Queue::Service => "  ",
+        Queue::Redis => "    ",
+    };
+    let mut section = match queue {
+        Queue::Service => String::from("rate_limit_service:\n"),
+        Queue::Redis => String::from("rate_limit_service:\n  redis:\n"),
+    };
+    section.push_str(&format!("{indent}service_time: 1ms\n"));
+    if bounded {
+        section.push_str(&format!("{indent}concurrency: 1\n"));
+    }
+    let head = format!("seed: 3\n{section}");
     let path = write(name, &head, &policy(rules), &format!("{BACKEND}{clients}"));
     load(&path, &[])
 }
 
+/// Returns the mean wait in `queue` at 500 calls a second over seeds 1 to
+/// 10: the mean latency with the queue bounded minus the mean without.
+/// Everything else on the path takes constant time, so the difference is
+/// exactly the queue's mean wait.
+fn mean_queue_wait_ms(queue: Queue) -> f64 {
+    let mean_latency_ms = |bounded: bool, seed: u64| {
+        let name = format!("{}-md1-{bounded}", queue.name());
+        let scenario = busy(&name, "500/s", queue, bounded);
+        let output = sim::run_with(&scenario, seed, RunOptions::default());
+        output.metrics.total_latency().mean() / 1000.0
+    };
+    let seeds = 1..=10u64;
+    let total: f64 = seeds
+        .clone()
+        .map(|seed| mean_latency_ms(true, seed) - mean_latency_ms(false, seed))
+        .sum();
+    total / seeds.count() as f64
+}
+
 #[test]
 fn redis_without_concurrency_never_saturates() {
-    let output = run(&busy_redis("redis-unbounded", "2000/s", ""));
+    let output = run(&busy("redis-unbounded", "2000/s", Queue::Redis, false));
     let global = output.global_rate_limit.as_ref().unwrap();
     assert_eq!(global.timeouts, 0);
     assert_eq!(global.ok, 4000);
@@ -622,7 +670,7 @@ fn redis_without_concurrency_never_saturates() {
 #[test]
 fn redis_below_capacity_keeps_up() {
     // Half of Redis's capacity: waits stay far below Envoy's 20 ms timeout.
-    let output = run(&busy_redis("redis-half", "500/s", "    concurrency: 1\n"));
+    let output = run(&busy("redis-half", "500/s", Queue::Redis, true));
     let global = output.global_rate_limit.as_ref().unwrap();
     assert_eq!(global.timeouts, 0);
     assert_eq!(global.ok, 4000);
@@ -636,11 +684,7 @@ fn redis_past_capacity_fails_open() {
     // Twice Redis's capacity: the queue grows without bound, calls time
     // out after 20 ms and requests pass without the limit. The service
     // counts every hit as it plans the pipeline.
-    let output = run(&busy_redis(
-        "redis-double",
-        "2000/s",
-        "    concurrency: 1\n",
-    ));
+    let output = run(&busy("redis-double", "2000/s", Queue::Redis, true));
     let global = output.global_rate_limit.as_ref().unwrap();
     assert!(global.timeouts > 3_500, "{global:?}");
     assert_eq!(global.passed_unlimited, global.timeouts);
@@ -659,90 +703,44 @@ fn redis_past_capacity_fails_open() {
     assert_eq!(hits, 4000);
 }
 
-/// Loads open arrivals at `rate` against one service replica that takes
-/// 1 ms per call and, with `concurrency: 1`, handles 1,000 a second at
-/// most. Redis is fast and unbounded.
-fn busy_service(name: &str, rate: &str, concurrency: &str) -> Scenario {
-    let rules = "        global:
-          rules:
-            - limit: {requests: 1000000, unit: Minute}
-";
-    let clients = format!(
-        "
-clients:
-  - name: load
-    kind: open
-    rate: {rate}
-    requests: 4000
-    path: /api
-"
-    );
-    let head = format!("seed: 3\nrate_limit_service:\n  service_time: 1ms\n{concurrency}");
-    let path = write(name, &head, &policy(rules), &format!("{BACKEND}{clients}"));
-    load(&path, &[])
-}
-
 #[test]
 fn service_below_capacity_keeps_up() {
-    let output = run(&busy_service("service-half", "500/s", "  concurrency: 1\n"));
+    let output = run(&busy("service-half", "500/s", Queue::Service, true));
     let global = output.global_rate_limit.as_ref().unwrap();
     assert_eq!(global.timeouts, 0);
     assert_eq!(global.ok, 4000);
     let wait = global.service_max_wait.unwrap();
-    assert!(wait > sim_duration_ms(0), "{wait:?}");
-    assert!(wait < sim_duration_ms(15), "{wait:?}");
+    assert!(wait > SimDuration::ZERO, "{wait:?}");
+    assert!(wait < SimDuration::from_millis(15), "{wait:?}");
 }
 
 #[test]
 fn service_past_capacity_fails_open() {
-    let output = run(&busy_service(
-        "service-double",
-        "2000/s",
-        "  concurrency: 1\n",
-    ));
+    let scenario = busy("service-double", "2000/s", Queue::Service, true);
+    let output = run(&scenario);
     let global = output.global_rate_limit.as_ref().unwrap();
     assert!(global.timeouts > 3_500, "{global:?}");
     assert_eq!(global.passed_unlimited, global.timeouts);
-    assert!(global.service_max_wait.unwrap() > sim_duration_ms(900));
-    let text = trafficsim::report::human_summary(
-        &busy_service("service-double", "2000/s", "  concurrency: 1\n"),
-        &output,
-        &PathBuf::from("out"),
-    );
+    assert!(global.service_max_wait.unwrap() > SimDuration::from_millis(900));
+    let text = trafficsim::report::human_summary(&scenario, &output, &PathBuf::from("out"));
     assert!(text.contains("service calls waited up to"), "{text}");
 }
 
 #[test]
 fn service_without_concurrency_never_saturates() {
-    let output = run(&busy_service("service-unbounded", "2000/s", ""));
+    let output = run(&busy("service-unbounded", "2000/s", Queue::Service, false));
     let global = output.global_rate_limit.as_ref().unwrap();
     assert_eq!(global.timeouts, 0);
     assert!(global.service_max_wait.is_none());
-}
-
-fn sim_duration_ms(ms: u64) -> trafficsim::time::SimDuration {
-    trafficsim::time::SimDuration::from_millis(ms)
 }
 
 #[test]
 fn service_queue_matches_m_d_1_wait() {
     // Poisson calls at 500 a second to one slot taking 1 ms: an M/D/1
     // queue at utilisation 0.5, whose mean wait is rho / (2 mu (1 - rho))
-    // = 0.5 ms. Everything else on the path takes constant time, so the
-    // mean latency grows by exactly the queue's mean wait. Over 10 seeds
-    // of 4,000 calls the estimate's standard error is about 0.01 ms.
-    let mean_ms = |concurrency: &str, seed: u64| {
-        let name = format!("service-md1-{}", concurrency.len());
-        let scenario = busy_service(&name, "500/s", concurrency);
-        let output = sim::run_with(&scenario, seed, RunOptions::default());
-        output.metrics.total_latency().mean() / 1000.0
-    };
-    let seeds = 1..=10u64;
-    let total: f64 = seeds
-        .clone()
-        .map(|seed| mean_ms("  concurrency: 1\n", seed) - mean_ms("", seed))
-        .sum();
-    let wait_ms = total / seeds.count() as f64;
+    // = 0.5 ms. Over 10 seeds of 4,000 calls the estimate's standard
+    // error is about 0.01 ms.
+    let wait_ms = mean_queue_wait_ms(Queue::Service);
     assert!((wait_ms - 0.5).abs() < 0.04, "mean wait {wait_ms} ms");
 }
 
@@ -751,17 +749,6 @@ fn redis_queue_matches_m_d_1_wait() {
     // The service adds a constant time, so pipelines still reach Redis as
     // a Poisson stream: with one slot of 1 ms at 500 a second, Redis is
     // an M/D/1 queue at utilisation 0.5 with a mean wait of 0.5 ms.
-    let mean_ms = |concurrency: &str, seed: u64| {
-        let name = format!("redis-md1-{}", concurrency.len());
-        let scenario = busy_redis(&name, "500/s", concurrency);
-        let output = sim::run_with(&scenario, seed, RunOptions::default());
-        output.metrics.total_latency().mean() / 1000.0
-    };
-    let seeds = 1..=10u64;
-    let total: f64 = seeds
-        .clone()
-        .map(|seed| mean_ms("    concurrency: 1\n", seed) - mean_ms("", seed))
-        .sum();
-    let wait_ms = total / seeds.count() as f64;
+    let wait_ms = mean_queue_wait_ms(Queue::Redis);
     assert!((wait_ms - 0.5).abs() < 0.04, "mean wait {wait_ms} ms");
 }
