@@ -745,7 +745,7 @@ fn not_attached_message(policy: &BackendTrafficPolicy) -> String {
         .iter()
         .map(|target| target.kind.as_str())
         .chain(policy.spec.target_selectors.iter().map(|s| s.kind.as_str()))
-        .filter(|kind| UNMODELLED_TARGET_KINDS.contains(kind))
+        .filter(|kind| !SIMULATED_TARGET_KINDS.contains(kind))
         .collect();
     unmodelled.sort_unstable();
     unmodelled.dedup();
@@ -761,5 +761,7 @@ fn not_attached_message(policy: &BackendTrafficPolicy) -> String {
     )
 }
 
-/// Target kinds Envoy Gateway accepts that the simulator skips.
-const UNMODELLED_TARGET_KINDS: [&str; 4] = ["ListenerSet", "TCPRoute", "UDPRoute", "TLSRoute"];
+/// Target kinds the simulator models. Reading a policy rejects kinds
+/// Envoy Gateway does not accept, so any other kind seen here is one it
+/// accepts (a ListenerSet, a TCP, UDP or TLS route) that is not simulated.
+const SIMULATED_TARGET_KINDS: [&str; 3] = ["Gateway", "HTTPRoute", "GRPCRoute"];
