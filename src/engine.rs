@@ -7,8 +7,8 @@
 //! mean; the simulation in `sim` defines them.
 //!
 //! Events due at the current instant, such as the hops a scenario gives no
-//! latency, skip the heap: they wait in a FIFO list, which pops them in
-//! exactly the `(time, seq)` order the heap would, for a fraction of the
+//! latency, skip the heap and wait in a FIFO list. The list pops them in
+//! exactly the `(time, seq)` order the heap would, at a fraction of the
 //! cost. Heap entries due now that were scheduled earlier still run first.
 
 use std::cmp::Ordering;
@@ -177,7 +177,7 @@ mod tests {
     }
 
     #[test]
-    fn events_due_now_keep_schedule_order_with_the_heap() {
+    fn due_now_events_keep_heap_order() {
         let mut queue = EventQueue::new();
         queue.schedule_at(SimTime::from_nanos(5), "first at 5");
         queue.schedule_at(SimTime::from_nanos(5), "second at 5");

@@ -52,8 +52,8 @@ impl<T: Copy> FifoTimers<T> {
 
     /// After the due timers were taken: the deadline to schedule the list's
     /// next event at, or `None` when the list is empty (and disarmed).
-    /// Leading timers for which `pending` says false (their request already
-    /// ended) are dropped first, so they never cost a queue event.
+    /// Leading timers for which `pending` returns false (their request
+    /// already ended) are dropped first, so they never cost a queue event.
     pub fn rearm(&mut self, mut pending: impl FnMut(T) -> bool) -> Option<SimTime> {
         while let Some(&(_, item)) = self.entries.front() {
             if pending(item) {
