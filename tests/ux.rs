@@ -577,6 +577,14 @@ fn run_report(name: &str) -> PathBuf {
     dir.join("report.html")
 }
 
+/// Runs trafficsim with `args`, which must succeed, and returns the page
+/// it wrote at `page`.
+fn written_page(args: &[&str], page: &Path) -> String {
+    let output = trafficsim(args);
+    assert!(output.status.success(), "{}", stderr(&output));
+    std::fs::read_to_string(page).unwrap()
+}
+
 #[test]
 fn report_html_is_self_contained() {
     let path = run_report("report");
@@ -595,17 +603,18 @@ fn report_html_is_self_contained() {
 #[test]
 fn sweep_writes_report_html() {
     let dir = scratch("sweep").join("out");
-    let output = trafficsim(&[
-        "sweep",
-        "scenarios/tutorial/basic-limit.yaml",
-        "--param",
-        "envoy.replicas=1,2",
-        "-q",
-        "--out",
-        dir.to_str().unwrap(),
-    ]);
-    assert!(output.status.success(), "{}", stderr(&output));
-    let page = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    let page = written_page(
+        &[
+            "sweep",
+            "scenarios/tutorial/basic-limit.yaml",
+            "--param",
+            "envoy.replicas=1,2",
+            "-q",
+            "--out",
+            dir.to_str().unwrap(),
+        ],
+        &dir.join("report.html"),
+    );
     assert!(page.contains("<h1>trafficsim sweep: basic-limit</h1>"));
     assert!(page.contains("envoy.replicas = 1, 2"));
     assert!(page.contains("<svg"));
@@ -615,19 +624,20 @@ fn sweep_writes_report_html() {
 #[test]
 fn compare_writes_report_html() {
     let dir = scratch("compare").join("out");
-    let output = trafficsim(&[
-        "compare",
-        "scenarios/tutorial/basic-limit.yaml",
-        "--variant",
-        "one:envoy.replicas=1",
-        "--variant",
-        "two:envoy.replicas=2",
-        "-q",
-        "--out",
-        dir.to_str().unwrap(),
-    ]);
-    assert!(output.status.success(), "{}", stderr(&output));
-    let page = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    let page = written_page(
+        &[
+            "compare",
+            "scenarios/tutorial/basic-limit.yaml",
+            "--variant",
+            "one:envoy.replicas=1",
+            "--variant",
+            "two:envoy.replicas=2",
+            "-q",
+            "--out",
+            dir.to_str().unwrap(),
+        ],
+        &dir.join("report.html"),
+    );
     assert!(page.contains("<h1>trafficsim compare: basic-limit</h1>"));
     assert!(page.contains("<a href=\"one/report.html\">one</a>"));
     assert!(page.contains("<svg"));
@@ -639,14 +649,15 @@ fn compare_writes_report_html() {
 fn check_writes_html_results() {
     let dir = scratch("check-html");
     let page_path = dir.join("check.html");
-    let output = trafficsim(&[
-        "check",
-        "scenarios/ci/tutorial-basic-limit.yaml",
-        "--html",
-        page_path.to_str().unwrap(),
-    ]);
-    assert!(output.status.success(), "{}", stderr(&output));
-    let page = std::fs::read_to_string(&page_path).unwrap();
+    let page = written_page(
+        &[
+            "check",
+            "scenarios/ci/tutorial-basic-limit.yaml",
+            "--html",
+            page_path.to_str().unwrap(),
+        ],
+        &page_path,
+    );
     assert!(page.contains("<h1>trafficsim check</h1>"));
     assert!(
         page.contains("<td>PASS</td><td>five requests pass</td>"),
@@ -659,18 +670,19 @@ fn check_writes_html_results() {
 #[test]
 fn diff_writes_report_html() {
     let dir = scratch("diff").join("out");
-    let output = trafficsim(&[
-        "diff",
-        "scenarios/ci/tutorial-basic-limit.yaml",
-        "--before",
-        "scenarios/tutorial/manifests/per-user-distinct.yaml",
-        "--seeds",
-        "2",
-        "--out",
-        dir.to_str().unwrap(),
-    ]);
-    assert!(output.status.success(), "{}", stderr(&output));
-    let page = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    let page = written_page(
+        &[
+            "diff",
+            "scenarios/ci/tutorial-basic-limit.yaml",
+            "--before",
+            "scenarios/tutorial/manifests/per-user-distinct.yaml",
+            "--seeds",
+            "2",
+            "--out",
+            dir.to_str().unwrap(),
+        ],
+        &dir.join("report.html"),
+    );
     assert!(page.contains("<h1>trafficsim diff: tutorial-basic-limit</h1>"));
     assert!(page.contains("status_fraction(429)"), "{page}");
     assert!(page.contains("<svg"));
@@ -916,15 +928,16 @@ fn report_names_client_timeouts() {
     )
     .unwrap();
     let out = dir.join("out");
-    let output = trafficsim(&[
-        "run",
-        scenario.to_str().unwrap(),
-        "-q",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(output.status.success(), "{}", stderr(&output));
-    let page = std::fs::read_to_string(out.join("report.html")).unwrap();
+    let page = written_page(
+        &[
+            "run",
+            scenario.to_str().unwrap(),
+            "-q",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &out.join("report.html"),
+    );
     assert!(page.contains("client_timeout x2"), "{page}");
     assert!(!page.contains(">0 x2"), "{page}");
 }
