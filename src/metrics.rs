@@ -17,6 +17,10 @@ use hdrhistogram::Histogram;
 
 use crate::time::{SimDuration, SimTime};
 
+mod tally;
+
+use tally::Tally;
+
 /// Recorded in place of a status for a call the client gave up on: its
 /// timeout fired and it had no retry left.
 pub const CLIENT_TIMEOUT_STATUS: u16 = 0;
@@ -95,12 +99,17 @@ pub struct GroupMetrics {
     /// Latency of each call, from its first send to its final outcome;
     /// complete once [`Metrics::finish`] has run.
     pub latency: Histogram<u64>,
-    /// Latency of the requests whose final status was a 2xx.
+    /// Latency of the requests whose final status was a 2xx; complete
+    /// once [`Metrics::finish`] has run.
     pub latency_2xx: Histogram<u64>,
     /// Latency of the other calls. [`Metrics::finish`] adds it and
     /// `latency_2xx` into `latency`, which gives the same histogram as
     /// recording every call there, for one record per call fewer.
     latency_non_2xx: Histogram<u64>,
+    /// Latencies since the last [`Metrics::finish`], which records them
+    /// in `latency_2xx` and `latency_non_2xx`.
+    tally_2xx: Tally,
+    tally_non_2xx: Tally,
     /// Attempts that reached a backend: first attempts and retries (by
     /// Envoy or by the client).
     pub backend_first_attempts: u64,
@@ -157,6 +166,7 @@ impl StatusTally {
 
 impl GroupMetrics {
     fn new(name: &str, instances: u32) -> GroupMetrics {
+        let latency_2xx = new_histogram(3);
         GroupMetrics {
             name: name.to_string(),
             requests: 0,
@@ -166,7 +176,9 @@ impl GroupMetrics {
             statuses: BTreeMap::new(),
             status_tally: StatusTally::default(),
             latency: new_histogram(3),
-            latency_2xx: new_histogram(3),
+            tally_2xx: Tally::for_histogram(&latency_2xx),
+            tally_non_2xx: Tally::for_histogram(&latency_2xx),
+            latency_2xx,
             latency_non_2xx: new_histogram(3),
             backend_first_attempts: 0,
             backend_retries: 0,
@@ -247,18 +259,22 @@ struct OpenBucket {
     backend_requests: u64,
     backend_retries: u64,
     spend_usd: f64,
+    /// Latencies of the bucket, recorded in `latency` when it closes.
+    tally: Tally,
     latency: Histogram<u64>,
 }
 
 impl OpenBucket {
     fn new() -> OpenBucket {
+        let latency = new_histogram(2);
         OpenBucket {
             completed: 0,
             statuses: [0; STATUS_COLUMNS.len()],
             backend_requests: 0,
             backend_retries: 0,
             spend_usd: 0.0,
-            latency: new_histogram(2),
+            tally: Tally::for_histogram(&latency),
+            latency,
         }
     }
 
@@ -416,6 +432,7 @@ impl Metrics {
             if open.is_empty() {
                 continue;
             }
+            open.tally.flush_into(&mut open.latency);
             let latency =
                 (!open.latency.is_empty()).then(|| LatencySummary::from_histogram(&open.latency));
             self.rows.push(SeriesRow {
@@ -451,6 +468,8 @@ impl Metrics {
                     *count = 0;
                 }
             }
+            group.tally_2xx.flush_into(&mut group.latency_2xx);
+            group.tally_non_2xx.flush_into(&mut group.latency_non_2xx);
             group.latency.reset();
             // All three come from `new_histogram(3)`, with one range, so
             // adding cannot fail.
@@ -529,9 +548,9 @@ impl Metrics {
         metrics.status_tally.count(status);
         // Values are clamped into the histogram's range, so recording cannot fail.
         if (200..300).contains(&status) {
-            let _ = metrics.latency_2xx.record(micros);
+            metrics.tally_2xx.record(micros);
         } else {
-            let _ = metrics.latency_non_2xx.record(micros);
+            metrics.tally_non_2xx.record(micros);
         }
         if let Some(instance) = metrics.instances.get_mut(instance as usize) {
             instance.status_tally.count(status);
@@ -539,7 +558,7 @@ impl Metrics {
         let open = &mut self.open[group];
         open.completed += 1;
         open.statuses[status_column(status)] += 1;
-        let _ = open.latency.record(micros);
+        open.tally.record(micros);
     }
 
     /// Records an attempt reaching a backend at `now`, costing `usd`.
