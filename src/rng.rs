@@ -44,12 +44,44 @@ impl Streams {
 
 /// FNV-1a, 64-bit: a fixed, documented hash of a component name.
 pub fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in bytes {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    let mut hasher = Fnv1a::new();
+    hasher.write(bytes);
+    hasher.finish()
+}
+
+/// FNV-1a fed piece by piece, so a key written with `write!` hashes to
+/// [`fnv1a`] of the formatted text without allocating it.
+#[derive(Clone, Copy, Debug)]
+pub struct Fnv1a(u64);
+
+impl Default for Fnv1a {
+    fn default() -> Self {
+        Self::new()
     }
-    hash
+}
+
+impl Fnv1a {
+    pub fn new() -> Fnv1a {
+        Fnv1a(0xcbf2_9ce4_8422_2325)
+    }
+
+    pub fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 ^= u64::from(*byte);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    pub fn finish(self) -> u64 {
+        self.0
+    }
+}
+
+impl std::fmt::Write for Fnv1a {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        self.write(text.as_bytes());
+        Ok(())
+    }
 }
 
 fn splitmix64(state: &mut u64) -> u64 {
@@ -100,6 +132,16 @@ pub fn chance(rng: &mut Stream, p: f64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn piecewise_hash_equals_whole_hash() {
+        use std::fmt::Write;
+        let mut hasher = Fnv1a::new();
+        let (group, name) = (3, "worker");
+        write!(hasher, "{group}/{name}").unwrap();
+        assert_eq!(hasher.finish(), fnv1a(b"3/worker"));
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+    }
 
     #[test]
     fn streams_are_reproducible() {

@@ -9,6 +9,7 @@
 //! reaches a cluster and is never retried.
 
 use std::collections::BTreeMap;
+use std::fmt::Write;
 use std::rc::Rc;
 
 use super::backend::Backends;
@@ -595,15 +596,17 @@ fn host_matches(pattern: &str, host: &str) -> bool {
 }
 
 pub(super) fn hash_request(hash_on: &HashOn, request: &RequestAttrs<'_>) -> Option<u64> {
+    let mut hasher = rng::Fnv1a::new();
     match hash_on {
-        HashOn::SourceIp => Some(rng::fnv1a(request.source_ip.to_string().as_bytes())),
+        HashOn::SourceIp => {
+            // Writing into a hasher cannot fail.
+            let _ = write!(hasher, "{}", request.source_ip);
+        }
         HashOn::Headers(names) => {
-            let mut text = String::new();
             for name in names {
-                text.push_str(request.header(name)?);
-                text.push('\u{1}');
+                hasher.write(request.header(name)?.as_bytes());
+                hasher.write(b"\x01");
             }
-            Some(rng::fnv1a(text.as_bytes()))
         }
         HashOn::Cookie(name) => {
             let cookies = request.header("cookie")?;
@@ -611,17 +614,16 @@ pub(super) fn hash_request(hash_on: &HashOn, request: &RequestAttrs<'_>) -> Opti
                 let (key, value) = pair.trim().split_once('=')?;
                 (key == name).then_some(value)
             })?;
-            Some(rng::fnv1a(value.as_bytes()))
+            hasher.write(value.as_bytes());
         }
         HashOn::QueryParams(names) => {
-            let mut text = String::new();
             for name in names {
-                text.push_str(request.query_param(name)?);
-                text.push('\u{1}');
+                hasher.write(request.query_param(name)?.as_bytes());
+                hasher.write(b"\x01");
             }
-            Some(rng::fnv1a(text.as_bytes()))
         }
     }
+    Some(hasher.finish())
 }
 
 impl World<'_> {

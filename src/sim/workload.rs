@@ -1,5 +1,6 @@
 //! Clients: when each instance sends, and what it does with a response.
 
+use std::fmt::Write;
 use std::net::{IpAddr, Ipv4Addr};
 use std::rc::Rc;
 
@@ -426,8 +427,14 @@ impl World<'_> {
         };
         let worker = match client.connection {
             Connection::KeepAlive => {
-                let key = format!("{}/{}/{slot}/{replica}", instance.group, instance.index);
-                (rng::fnv1a(key.as_bytes()) % u64::from(workers)) as u32
+                let mut key = rng::Fnv1a::new();
+                // Writing into a hasher cannot fail.
+                let _ = write!(
+                    key,
+                    "{}/{}/{slot}/{replica}",
+                    instance.group, instance.index
+                );
+                (key.finish() % u64::from(workers)) as u32
             }
             Connection::PerRequest => {
                 rng::below(&mut instance.routing_rng, u64::from(workers)) as u32
