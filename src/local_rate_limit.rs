@@ -204,18 +204,23 @@ impl Hasher for WordHasher {
 
 const NONE: u32 = u32::MAX;
 
-/// One per-value bucket, linked into the recency list.
+/// One per-value bucket. A slot fills one cache line, so that deciding a
+/// request of a known key reads one line of the bucket storage.
 #[derive(Debug)]
+#[repr(align(64))]
 struct DynamicSlot {
-    key: String,
     bucket: TokenBucket,
-    /// Neighbours in the recency list: `newer` towards the most recently
-    /// used end.
-    newer: u32,
-    older: u32,
     /// Times the slot was given to another key, so that a slot number
     /// remembered with its generation identifies one key's bucket.
     generation: u64,
+}
+
+/// Neighbours of a slot in the recency list: `newer` towards the most
+/// recently used end.
+#[derive(Clone, Copy, Debug)]
+struct Link {
+    newer: u32,
+    older: u32,
 }
 
 /// Per-value buckets of one wildcard descriptor, least recently used
@@ -223,7 +228,13 @@ struct DynamicSlot {
 #[derive(Debug, Default)]
 struct DynamicBuckets {
     index: HashMap<String, u32, BuildHasherDefault<WordHasher>>,
+    /// Key of each slot, read to find an evicted key in `index`.
+    keys: Vec<String>,
     slots: Vec<DynamicSlot>,
+    /// Recency links of each slot. They are kept apart from the slots
+    /// because moving a slot to the front relinks up to four slots, and
+    /// eight links share a cache line where a slot takes a whole line.
+    links: Vec<Link>,
     /// Most and least recently used slots.
     newest: u32,
     oldest: u32,
@@ -232,17 +243,14 @@ struct DynamicBuckets {
 
 impl DynamicBuckets {
     fn unlink(&mut self, slot: u32) {
-        let (newer, older) = (
-            self.slots[slot as usize].newer,
-            self.slots[slot as usize].older,
-        );
+        let Link { newer, older } = self.links[slot as usize];
         match newer {
             NONE => self.newest = older,
-            newer => self.slots[newer as usize].older = older,
+            newer => self.links[newer as usize].older = older,
         }
         match older {
             NONE => self.oldest = newer,
-            older => self.slots[older as usize].newer = newer,
+            older => self.links[older as usize].newer = newer,
         }
     }
 
@@ -286,21 +294,22 @@ impl DynamicBuckets {
         let slot = if self.index.len() >= capacity.max(1) && self.oldest != NONE {
             let evicted = self.oldest;
             self.unlink(evicted);
-            let old_key = std::mem::take(&mut self.slots[evicted as usize].key);
+            let old_key = std::mem::replace(&mut self.keys[evicted as usize], key.to_string());
             self.index.remove(&old_key);
             self.evictions += 1;
             let entry = &mut self.slots[evicted as usize];
-            entry.key = key.to_string();
             entry.bucket = bucket;
             entry.generation += 1;
             evicted
         } else {
+            self.keys.push(key.to_string());
             self.slots.push(DynamicSlot {
-                key: key.to_string(),
                 bucket,
+                generation: 0,
+            });
+            self.links.push(Link {
                 newer: NONE,
                 older: NONE,
-                generation: 0,
             });
             (self.slots.len() - 1) as u32
         };
@@ -312,10 +321,12 @@ impl DynamicBuckets {
     /// Makes `slot` the most recently used; it must not be linked.
     fn push_front(&mut self, slot: u32) {
         let previous = self.newest;
-        self.slots[slot as usize].newer = NONE;
-        self.slots[slot as usize].older = previous;
+        self.links[slot as usize] = Link {
+            newer: NONE,
+            older: previous,
+        };
         if previous != NONE {
-            self.slots[previous as usize].newer = slot;
+            self.links[previous as usize].newer = slot;
         }
         self.newest = slot;
         if self.oldest == NONE {
@@ -954,6 +965,11 @@ mod tests {
     }
 
     #[test]
+    fn dynamic_slot_fills_one_cache_line() {
+        assert_eq!(std::mem::size_of::<DynamicSlot>(), 64);
+    }
+
+    #[test]
     fn lru_matches_a_simple_model() {
         // Random accesses over 8 keys with room for 3: after every access the
         // cached keys are exactly the 3 most recently used. Accesses reuse
@@ -973,7 +989,7 @@ mod tests {
                 let use_stamp = !(state >> 40).is_multiple_of(5);
                 match remembered.get(&key).copied() {
                     Some((slot, generation)) if use_stamp && lru.is_current(slot, generation) => {
-                        assert_eq!(lru.slots[slot as usize].key, key);
+                        assert_eq!(lru.keys[slot as usize], key);
                         lru.touch(slot);
                     }
                     _ => {
@@ -988,7 +1004,7 @@ mod tests {
                         remembered.insert(key.clone(), (slot, generation));
                     }
                 }
-                assert_eq!(lru.slots[lru.newest as usize].key, key);
+                assert_eq!(lru.keys[lru.newest as usize], key);
                 assert_eq!(lru.index[&key], lru.newest);
                 model.retain(|k| *k != key);
                 model.insert(0, key);
@@ -1002,7 +1018,7 @@ mod tests {
                 // taken for.
                 for (key, &(slot, generation)) in &remembered {
                     if lru.is_current(slot, generation) {
-                        assert_eq!(&lru.slots[slot as usize].key, key);
+                        assert_eq!(&lru.keys[slot as usize], key);
                     }
                 }
             }
