@@ -15,6 +15,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::ops::Range;
 
 use crate::descriptor::{self, Descriptor, DescriptorBuffer, RequestAttrs};
 use crate::gateway::{LocalDescriptor, LocalRateLimit, RateLimitActions, TokenBucketSpec};
@@ -203,13 +204,21 @@ impl Hasher for WordHasher {
 
 const NONE: u32 = u32::MAX;
 
-/// One per-value bucket, linked into the recency list.
+/// One per-value bucket. A slot fills one cache line, so that deciding a
+/// request of a known key reads one line of the bucket storage.
 #[derive(Debug)]
+#[repr(align(64))]
 struct DynamicSlot {
-    key: String,
     bucket: TokenBucket,
-    /// Neighbours in the recency list: `newer` towards the most recently
-    /// used end.
+    /// Times the slot was given to another key, so that a slot number
+    /// remembered with its generation identifies one key's bucket.
+    generation: u64,
+}
+
+/// Neighbours of a slot in the recency list: `newer` towards the most
+/// recently used end.
+#[derive(Clone, Copy, Debug)]
+struct Link {
     newer: u32,
     older: u32,
 }
@@ -219,105 +228,105 @@ struct DynamicSlot {
 #[derive(Debug, Default)]
 struct DynamicBuckets {
     index: HashMap<String, u32, BuildHasherDefault<WordHasher>>,
+    /// Key of each slot, read to find an evicted key in `index`.
+    keys: Vec<String>,
     slots: Vec<DynamicSlot>,
+    /// Recency links of each slot. They are kept apart from the slots
+    /// because moving a slot to the front relinks up to four slots, and
+    /// eight links share a cache line where a slot takes a whole line.
+    links: Vec<Link>,
     /// Most and least recently used slots.
     newest: u32,
     oldest: u32,
     evictions: u64,
-    /// The slot each sender's key was last found in, indexed by sender.
-    /// A sender usually sends the same key every time, and comparing it
-    /// with one slot's key is cheaper than hashing it. The comparison
-    /// checks the entry, so a stale slot, evicted or reused, only costs
-    /// the hash lookup.
-    last_slot: Vec<u32>,
 }
 
 impl DynamicBuckets {
     fn unlink(&mut self, slot: u32) {
-        let (newer, older) = (
-            self.slots[slot as usize].newer,
-            self.slots[slot as usize].older,
-        );
+        let Link { newer, older } = self.links[slot as usize];
         match newer {
             NONE => self.newest = older,
-            newer => self.slots[newer as usize].older = older,
+            newer => self.links[newer as usize].older = older,
         }
         match older {
             NONE => self.oldest = newer,
-            older => self.slots[older as usize].newer = newer,
+            older => self.links[older as usize].newer = newer,
         }
     }
 
-    /// Finds the bucket of `key`, or creates it, evicting the least
-    /// recently used one when full. `sender` identifies who sent the
-    /// request, if known.
-    fn get_or_insert(
+    /// True when `slot` still contains the bucket it contained at
+    /// `generation`.
+    fn is_current(&self, slot: u32, generation: u64) -> bool {
+        self.slots
+            .get(slot as usize)
+            .is_some_and(|entry| entry.generation == generation)
+    }
+
+    /// Makes `slot` the most recently used and returns its bucket.
+    fn touch(&mut self, slot: u32) -> &mut TokenBucket {
+        if self.newest != slot {
+            self.unlink(slot);
+            self.push_front(slot);
+        }
+        &mut self.slots[slot as usize].bucket
+    }
+
+    /// Finds the slot of `key`'s bucket, or creates the bucket, evicting
+    /// the least recently used one when full, and makes it the most
+    /// recently used.
+    fn find_or_insert(
         &mut self,
         key: &str,
-        sender: Option<u32>,
         spec: &TokenBucketSpec,
         capacity: usize,
         model: RefillModel,
         now: SimTime,
-    ) -> &mut TokenBucket {
+    ) -> u32 {
         if self.slots.is_empty() {
             self.newest = NONE;
             self.oldest = NONE;
         }
-        let remembered = sender
-            .and_then(|sender| self.last_slot.get(sender as usize))
-            .copied()
-            .filter(|&slot| slot != NONE && self.slots[slot as usize].key == key);
-        if let Some(slot) = remembered.or_else(|| self.index.get(key).copied()) {
-            self.remember(sender, slot);
-            if self.newest != slot {
-                self.unlink(slot);
-                self.push_front(slot);
-            }
-            return &mut self.slots[slot as usize].bucket;
+        if let Some(&slot) = self.index.get(key) {
+            self.touch(slot);
+            return slot;
         }
         let bucket = TokenBucket::new(spec, model, now);
         let slot = if self.index.len() >= capacity.max(1) && self.oldest != NONE {
             let evicted = self.oldest;
             self.unlink(evicted);
-            let old_key = std::mem::take(&mut self.slots[evicted as usize].key);
+            let old_key = std::mem::replace(&mut self.keys[evicted as usize], key.to_string());
             self.index.remove(&old_key);
             self.evictions += 1;
             let entry = &mut self.slots[evicted as usize];
-            entry.key = key.to_string();
             entry.bucket = bucket;
+            entry.generation += 1;
             evicted
         } else {
+            self.keys.push(key.to_string());
             self.slots.push(DynamicSlot {
-                key: key.to_string(),
                 bucket,
+                generation: 0,
+            });
+            self.links.push(Link {
                 newer: NONE,
                 older: NONE,
             });
             (self.slots.len() - 1) as u32
         };
         self.index.insert(key.to_string(), slot);
-        self.remember(sender, slot);
         self.push_front(slot);
-        &mut self.slots[slot as usize].bucket
-    }
-
-    fn remember(&mut self, sender: Option<u32>, slot: u32) {
-        let Some(sender) = sender else { return };
-        let sender = sender as usize;
-        if sender >= self.last_slot.len() {
-            self.last_slot.resize(sender + 1, NONE);
-        }
-        self.last_slot[sender] = slot;
+        slot
     }
 
     /// Makes `slot` the most recently used; it must not be linked.
     fn push_front(&mut self, slot: u32) {
         let previous = self.newest;
-        self.slots[slot as usize].newer = NONE;
-        self.slots[slot as usize].older = previous;
+        self.links[slot as usize] = Link {
+            newer: NONE,
+            older: previous,
+        };
         if previous != NONE {
-            self.slots[previous as usize].newer = slot;
+            self.links[previous as usize].newer = slot;
         }
         self.newest = slot;
         if self.oldest == NONE {
@@ -390,6 +399,71 @@ impl EntryPlan {
     }
 }
 
+/// Key of a set of requests with identical attributes: the same host,
+/// path, method, headers and source address. The caller chooses the
+/// numbers and guarantees that identity, because
+/// [`LocalLimiter::check_repeated`] decides every request of a key with
+/// what it found for the first one. Both numbers index tables, so they
+/// should be small.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttrsKey {
+    /// The sender, such as a client instance.
+    pub client: u32,
+    /// Number of one of the sender's requests, such as one per user.
+    pub variant: u32,
+}
+
+/// A configured descriptor that a request matched.
+#[derive(Clone, Copy, Debug)]
+struct Hit {
+    descriptor: u32,
+    /// Index of the request descriptor, whose values key a wildcard's bucket.
+    request: u32,
+    shadow: bool,
+    /// For a wildcard descriptor: the slot its per-value bucket was last
+    /// found in, `NONE` before that, and the slot's generation then.
+    slot: u32,
+    generation: u64,
+}
+
+/// The hits of the requests of each [`AttrsKey`] seen, in debiting order.
+/// Each key's hits are stored once, when its first request is decided,
+/// because equal attributes always match the same descriptors.
+#[derive(Debug, Default)]
+struct HitCache {
+    /// Range of each key's hits in `hits`, indexed by client and variant.
+    ranges: Vec<Vec<Option<(u32, u32)>>>,
+    hits: Vec<Hit>,
+}
+
+impl HitCache {
+    fn get(&self, key: AttrsKey) -> Option<Range<usize>> {
+        let (start, end) = self
+            .ranges
+            .get(key.client as usize)?
+            .get(key.variant as usize)
+            .copied()
+            .flatten()?;
+        Some(start as usize..end as usize)
+    }
+
+    fn insert(&mut self, key: AttrsKey, hits: &[Hit]) -> Range<usize> {
+        let start = self.hits.len();
+        self.hits.extend_from_slice(hits);
+        let end = self.hits.len();
+        let (client, variant) = (key.client as usize, key.variant as usize);
+        if self.ranges.len() <= client {
+            self.ranges.resize_with(client + 1, Vec::new);
+        }
+        let variants = &mut self.ranges[client];
+        if variants.len() <= variant {
+            variants.resize(variant + 1, None);
+        }
+        variants[variant] = Some((start as u32, end as u32));
+        start..end
+    }
+}
+
 /// The runtime state of one route's local rate limit in one replica.
 pub struct LocalLimiter {
     config: LocalRateLimit,
@@ -404,17 +478,9 @@ pub struct LocalLimiter {
     descriptors: DescriptorBuffer,
     /// The `rate_limits` entry of each request descriptor, when known.
     entries: Vec<Option<usize>>,
-    matched: Vec<Matched>,
+    matched: Vec<Hit>,
     key: String,
-}
-
-/// Which configured descriptor a request descriptor resolved to.
-#[derive(Clone, Copy)]
-struct Matched {
-    descriptor: usize,
-    /// Index of the request descriptor, whose values key a wildcard's bucket.
-    request: usize,
-    fill_rate: f64,
+    cache: HitCache,
 }
 
 impl LocalLimiter {
@@ -450,6 +516,7 @@ impl LocalLimiter {
             entries: Vec::new(),
             matched: Vec::new(),
             key: String::new(),
+            cache: HitCache::default(),
         }
     }
 
@@ -464,24 +531,51 @@ impl LocalLimiter {
             .sum()
     }
 
-    /// Decides one request, debiting the buckets it matches. `sender`, a
-    /// small number for requests that usually carry the same values (such
-    /// as a client's user), only speeds up finding their per-value
-    /// buckets. Any number, or none, gives the same decisions.
-    pub fn check(
+    /// Decides one request, debiting the buckets it matches.
+    pub fn check(&mut self, request: &RequestAttrs<'_>, now: SimTime) -> Decision {
+        build_descriptors(
+            &self.config.rate_limits,
+            request,
+            &mut self.descriptors,
+            &mut self.entries,
+        );
+        self.match_descriptors();
+        self.debit_matched(now)
+    }
+
+    /// Decides one request as [`Self::check`] does, given that every
+    /// request checked with `key` carries the same attributes as this one.
+    /// The descriptors the first request of a key matched, and where their
+    /// per-value buckets were found, are kept for the next, which then
+    /// builds no descriptors and looks up no keys unless its bucket was
+    /// evicted since.
+    ///
+    /// The cache grows with the keys used and is never pruned: a table
+    /// entry for every variant up to the highest one seen of each client,
+    /// plus one entry per descriptor that a key's requests match.
+    pub fn check_repeated(
         &mut self,
         request: &RequestAttrs<'_>,
-        sender: Option<u32>,
+        key: AttrsKey,
         now: SimTime,
     ) -> Decision {
-        self.descriptors.clear();
-        self.entries.clear();
-        for (index, entry) in self.config.rate_limits.iter().enumerate() {
-            if self.descriptors.push_entry(entry, request) {
-                self.entries.push(Some(index));
+        let (range, unbuilt) = match self.cache.get(key) {
+            Some(range) => (range, Some(request)),
+            None => {
+                build_descriptors(
+                    &self.config.rate_limits,
+                    request,
+                    &mut self.descriptors,
+                    &mut self.entries,
+                );
+                self.match_descriptors();
+                (self.cache.insert(key, &self.matched), None)
             }
-        }
-        self.decide(sender, now)
+        };
+        let mut hits = std::mem::take(&mut self.cache.hits);
+        let decision = self.debit(&mut hits[range], unbuilt, now);
+        self.cache.hits = hits;
+        decision
     }
 
     /// Decides one request given its descriptors.
@@ -492,10 +586,13 @@ impl LocalLimiter {
             self.descriptors.push(descriptor);
             self.entries.push(None);
         }
-        self.decide(None, now)
+        self.match_descriptors();
+        self.debit_matched(now)
     }
 
-    fn decide(&mut self, sender: Option<u32>, now: SimTime) -> Decision {
+    /// Finds the configured descriptor of each request descriptor in
+    /// `descriptors` and stores the hits in `matched`, strictest first.
+    fn match_descriptors(&mut self) {
         self.matched.clear();
         for request in 0..self.descriptors.len() {
             let found = match self.entries[request] {
@@ -503,31 +600,51 @@ impl LocalLimiter {
                 None => self.find(request),
             };
             if let Some(descriptor) = found {
-                self.matched.push(Matched {
-                    descriptor,
-                    request,
-                    fill_rate: self.rates[descriptor],
+                self.matched.push(Hit {
+                    descriptor: descriptor as u32,
+                    request: request as u32,
+                    shadow: self.config.descriptors[descriptor].shadow_mode,
+                    slot: NONE,
+                    generation: 0,
                 });
             }
         }
         // Strictest first; the sort is stable, so equal rates keep the
         // order of `rate_limits`.
+        let rates = &self.rates;
         self.matched
-            .sort_by(|a, b| a.fill_rate.total_cmp(&b.fill_rate));
+            .sort_by(|a, b| rates[a.descriptor as usize].total_cmp(&rates[b.descriptor as usize]));
+    }
 
+    fn debit_matched(&mut self, now: SimTime) -> Decision {
+        let mut hits = std::mem::take(&mut self.matched);
+        let decision = self.debit(&mut hits, None, now);
+        self.matched = hits;
+        decision
+    }
+
+    /// Debits the buckets of `hits` in order, up to the first that rejects
+    /// outside shadow mode, then the default bucket if it applies.
+    /// `unbuilt` is the request when `descriptors` does not contain its
+    /// descriptors yet. They are built only when a per-value bucket has to
+    /// be looked up by its key.
+    fn debit(
+        &mut self,
+        hits: &mut [Hit],
+        mut unbuilt: Option<&RequestAttrs<'_>>,
+        now: SimTime,
+    ) -> Decision {
         let mut shadow_limited = false;
-        for index in 0..self.matched.len() {
-            let hit = self.matched[index];
-            let shadow = self.config.descriptors[hit.descriptor].shadow_mode;
-            if !self.consume_descriptor(hit, sender, now) {
-                if shadow {
+        for hit in hits.iter_mut() {
+            if !self.consume_hit(hit, &mut unbuilt, now) {
+                if hit.shadow {
                     shadow_limited = true;
                     continue;
                 }
                 return Decision::Limited;
             }
         }
-        if (self.matched.is_empty() || self.config.always_consume_default_token_bucket)
+        if (hits.is_empty() || self.config.always_consume_default_token_bucket)
             && !self.default_bucket.consume(1.0, now)
         {
             return Decision::Limited;
@@ -590,33 +707,85 @@ impl LocalLimiter {
             })
     }
 
-    fn consume_descriptor(&mut self, hit: Matched, sender: Option<u32>, now: SimTime) -> bool {
-        let spec = self.config.descriptors[hit.descriptor].bucket;
-        let capacity = self.config.max_dynamic_descriptors;
-        let model = self.model;
-        match &mut self.buckets[hit.descriptor] {
-            DescriptorBuckets::Fixed(bucket) => bucket.consume(1.0, now),
-            DescriptorBuckets::Dynamic(dynamic) => {
-                // A one-entry descriptor's key is its value, so it needs no copy.
-                let key = if self.descriptors.entry_count(hit.request) == 1 {
-                    self.descriptors.value(hit.request, 0)
-                } else {
-                    self.key.clear();
-                    for (position, (_, value)) in self.descriptors.entries(hit.request).enumerate()
-                    {
-                        if position > 0 {
-                            self.key.push('\u{1f}');
-                        }
-                        self.key.push_str(value);
-                    }
-                    &self.key
-                };
-                dynamic
-                    .get_or_insert(key, sender, &spec, capacity, model, now)
-                    .consume(1.0, now)
-            }
+    /// Takes a token from the bucket of `hit`. A per-value bucket is read
+    /// from the slot that `hit` stores while that slot still contains it.
+    /// Otherwise it is looked up by key, and `hit` stores its new slot.
+    fn consume_hit(
+        &mut self,
+        hit: &mut Hit,
+        unbuilt: &mut Option<&RequestAttrs<'_>>,
+        now: SimTime,
+    ) -> bool {
+        let LocalLimiter {
+            config,
+            model,
+            buckets,
+            descriptors,
+            entries,
+            key,
+            ..
+        } = self;
+        let descriptor = hit.descriptor as usize;
+        let dynamic = match &mut buckets[descriptor] {
+            DescriptorBuckets::Fixed(bucket) => return bucket.consume(1.0, now),
+            DescriptorBuckets::Dynamic(dynamic) => dynamic,
+        };
+        if dynamic.is_current(hit.slot, hit.generation) {
+            return dynamic.touch(hit.slot).consume(1.0, now);
+        }
+        if let Some(request) = unbuilt.take() {
+            build_descriptors(&config.rate_limits, request, descriptors, entries);
+        }
+        let key = bucket_key(descriptors, hit.request as usize, key);
+        let slot = dynamic.find_or_insert(
+            key,
+            &config.descriptors[descriptor].bucket,
+            config.max_dynamic_descriptors,
+            *model,
+            now,
+        );
+        hit.slot = slot;
+        hit.generation = dynamic.slots[slot as usize].generation;
+        dynamic.slots[slot as usize].bucket.consume(1.0, now)
+    }
+}
+
+/// Builds the descriptors of a request, one per `rate_limits` entry whose
+/// actions all produce an entry, and the entry of each.
+fn build_descriptors(
+    rate_limits: &[RateLimitActions],
+    request: &RequestAttrs<'_>,
+    descriptors: &mut DescriptorBuffer,
+    entries: &mut Vec<Option<usize>>,
+) {
+    descriptors.clear();
+    entries.clear();
+    for (index, entry) in rate_limits.iter().enumerate() {
+        if descriptors.push_entry(entry, request) {
+            entries.push(Some(index));
         }
     }
+}
+
+/// Returns the key of the per-value bucket of request descriptor `index`:
+/// its values joined by U+001F, built in `scratch` when it has several.
+fn bucket_key<'a>(
+    descriptors: &'a DescriptorBuffer,
+    index: usize,
+    scratch: &'a mut String,
+) -> &'a str {
+    // A one-entry descriptor's key is its value, so it needs no copy.
+    if descriptors.entry_count(index) == 1 {
+        return descriptors.value(index, 0);
+    }
+    scratch.clear();
+    for (position, (_, value)) in descriptors.entries(index).enumerate() {
+        if position > 0 {
+            scratch.push('\u{1f}');
+        }
+        scratch.push_str(value);
+    }
+    scratch
 }
 
 fn fill_rate(spec: &TokenBucketSpec) -> f64 {
@@ -796,30 +965,46 @@ mod tests {
     }
 
     #[test]
+    fn dynamic_slot_fills_one_cache_line() {
+        assert_eq!(std::mem::size_of::<DynamicSlot>(), 64);
+    }
+
+    #[test]
     fn lru_matches_a_simple_model() {
         // Random accesses over 8 keys with room for 3: after every access the
-        // cached keys are exactly the 3 most recently used. Four senders send
-        // random keys, so the slots they remember are often stale.
+        // cached keys are exactly the 3 most recently used. Accesses reuse
+        // the slot and generation remembered for the key while they are
+        // current, as cached hits do, and they are often stale.
         let spec = spec(1, 1, 60_000);
         let mut state: u64 = 7;
         for capacity in [1usize, 2, 3, 5] {
             let mut lru = DynamicBuckets::default();
             let mut model: Vec<String> = Vec::new();
+            let mut remembered: HashMap<String, (u32, u64)> = HashMap::new();
             for _ in 0..2_000 {
                 state = state
                     .wrapping_mul(6_364_136_223_846_793_005)
                     .wrapping_add(1);
                 let key = format!("k{}", (state >> 33) % 8);
-                let sender = Some((state >> 40) as u32 % 5).filter(|&sender| sender < 4);
-                lru.get_or_insert(
-                    &key,
-                    sender,
-                    &spec,
-                    capacity,
-                    RefillModel::Continuous,
-                    SimTime::ZERO,
-                );
-                assert_eq!(lru.slots[lru.newest as usize].key, key);
+                let use_stamp = !(state >> 40).is_multiple_of(5);
+                match remembered.get(&key).copied() {
+                    Some((slot, generation)) if use_stamp && lru.is_current(slot, generation) => {
+                        assert_eq!(lru.keys[slot as usize], key);
+                        lru.touch(slot);
+                    }
+                    _ => {
+                        let slot = lru.find_or_insert(
+                            &key,
+                            &spec,
+                            capacity,
+                            RefillModel::Continuous,
+                            SimTime::ZERO,
+                        );
+                        let generation = lru.slots[slot as usize].generation;
+                        remembered.insert(key.clone(), (slot, generation));
+                    }
+                }
+                assert_eq!(lru.keys[lru.newest as usize], key);
                 assert_eq!(lru.index[&key], lru.newest);
                 model.retain(|k| *k != key);
                 model.insert(0, key);
@@ -829,6 +1014,13 @@ mod tests {
                 let mut expected: Vec<&String> = model.iter().collect();
                 expected.sort();
                 assert_eq!(cached, expected);
+                // A current slot and generation name the key they were
+                // taken for.
+                for (key, &(slot, generation)) in &remembered {
+                    if lru.is_current(slot, generation) {
+                        assert_eq!(&lru.keys[slot as usize], key);
+                    }
+                }
             }
         }
     }
@@ -973,10 +1165,97 @@ mod tests {
             source_ip: "10.0.0.1".parse().unwrap(),
         };
         for _ in 0..5 {
+            assert_eq!(limiter.check(&request, SimTime::ZERO), Decision::Allowed);
+        }
+    }
+
+    fn user_headers(user: &str) -> [(String, String); 1] {
+        [("x-user-id".to_string(), user.to_string())]
+    }
+
+    fn attrs(headers: &[(String, String)]) -> RequestAttrs<'_> {
+        RequestAttrs {
+            host: "h",
+            path: "/",
+            method: "GET",
+            headers,
+            source_ip: "10.0.0.1".parse().unwrap(),
+        }
+    }
+
+    fn user_key(variant: u32) -> AttrsKey {
+        AttrsKey { client: 0, variant }
+    }
+
+    #[test]
+    fn repeated_check_reuses_the_matched_bucket() {
+        let config = per_user(3, 20);
+        let mut cached = LocalLimiter::new(&config, RefillModel::Continuous, SimTime::ZERO);
+        let mut uncached = LocalLimiter::new(&config, RefillModel::Continuous, SimTime::ZERO);
+        let (alice, bob) = (user_headers("alice"), user_headers("bob"));
+        for _ in 0..5 {
+            let now = SimTime::ZERO;
             assert_eq!(
-                limiter.check(&request, Some(0), SimTime::ZERO),
-                Decision::Allowed
+                cached.check_repeated(&attrs(&alice), user_key(1), now),
+                uncached.check(&attrs(&alice), now)
+            );
+            // An unkeyed request in between leaves its own descriptors in
+            // the buffer.
+            assert_eq!(
+                cached.check(&attrs(&bob), now),
+                uncached.check(&attrs(&bob), now)
             );
         }
+        let range = cached.cache.get(user_key(1)).unwrap();
+        assert_eq!(range.len(), 1);
+        let hit = cached.cache.hits[range.start];
+        assert_ne!(hit.slot, NONE);
+        // Later requests of alice were decided from the cache alone, so the
+        // buffer still contains bob's descriptor.
+        assert_eq!(cached.descriptors.value(0, 0), "bob");
+        assert_eq!(
+            cached.check_repeated(&attrs(&alice), user_key(1), SimTime::ZERO),
+            Decision::Limited
+        );
+    }
+
+    #[test]
+    fn repeated_check_finds_an_evicted_bucket_again() {
+        // Room for one user: alice and bob evict each other on every
+        // request, so each finds the slot it remembers reused.
+        let config = per_user(2, 1);
+        let mut cached = LocalLimiter::new(&config, RefillModel::Continuous, SimTime::ZERO);
+        let mut uncached = LocalLimiter::new(&config, RefillModel::Continuous, SimTime::ZERO);
+        let (alice, bob) = (user_headers("alice"), user_headers("bob"));
+        let mut generations = Vec::new();
+        for round in 0..4 {
+            let now = at_ms(round);
+            for (variant, headers) in [(1, &alice), (1, &alice), (2, &bob)] {
+                assert_eq!(
+                    cached.check_repeated(&attrs(headers), user_key(variant), now),
+                    uncached.check(&attrs(headers), now)
+                );
+            }
+            let range = cached.cache.get(user_key(1)).unwrap();
+            generations.push(cached.cache.hits[range.start].generation);
+        }
+        assert_eq!(cached.evictions(), uncached.evictions());
+        assert_eq!(cached.evictions(), 7);
+        // Each round alice found her bucket evicted and took the slot again.
+        assert_eq!(generations, [0, 2, 4, 6]);
+    }
+
+    #[test]
+    fn repeated_check_unmatched_uses_default_bucket() {
+        let mut config = per_user(3, 20);
+        config.default_bucket = spec(2, 2, 60_000);
+        let mut limiter = LocalLimiter::new(&config, RefillModel::Continuous, SimTime::ZERO);
+        let outcomes: Vec<Decision> = (0..3)
+            .map(|_| limiter.check_repeated(&attrs(&[]), user_key(0), SimTime::ZERO))
+            .collect();
+        assert_eq!(
+            outcomes,
+            [Decision::Allowed, Decision::Allowed, Decision::Limited]
+        );
     }
 }

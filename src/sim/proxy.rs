@@ -13,9 +13,10 @@ use std::fmt::Write;
 use std::rc::Rc;
 
 use super::backend::Backends;
+use super::call::Call;
 use super::rate_limit_service::{self, GlobalFilterState};
 use super::stats::{ClusterStats, EnvoyStats, HttpStats};
-use super::workload::Workload;
+use super::workload::{Instance, Workload};
 use super::{Event, Handle, Slab, World};
 use crate::circuit_breaker::Resources;
 use crate::conn_pool::{AttemptId, Overflow, Pool};
@@ -23,7 +24,7 @@ use crate::descriptor::RequestAttrs;
 use crate::gateway::{GatewayModel, HashOn, PathMatch, Route, RouteAction};
 use crate::global_rate_limit::TokenUsage;
 use crate::load_balancer::Balancer;
-use crate::local_rate_limit::{Decision, LocalLimiter};
+use crate::local_rate_limit::{AttrsKey, Decision, LocalLimiter};
 use crate::outlier_detection::{Detector, MergeWindow};
 use crate::retry::Backoff;
 use crate::rng::{self, Stream, Streams};
@@ -502,11 +503,51 @@ fn add_replica_stats(stats: &mut EnvoyStats, replica: &Replica, model: &GatewayM
     }
 }
 
+/// A request that a client instance sends again and again: with the
+/// instance's own headers and path, or with those of one user in its user
+/// cache. The host, method and source address are the instance's, so all
+/// calls of one instance that send one such request carry the same
+/// attributes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Repeated {
+    Own,
+    User(u32),
+}
+
+impl Repeated {
+    /// Returns which repeated request `call` of `instance` carries, or
+    /// `None` for a user beyond the cache, whose headers are expanded for
+    /// this call alone.
+    pub(super) fn of(instance: &Instance, call: &Call) -> Option<Repeated> {
+        match call.user {
+            Some(user) => Some(Repeated::User(user)),
+            None if Rc::ptr_eq(&call.headers, &instance.headers)
+                && Rc::ptr_eq(&call.path, &instance.path) =>
+            {
+                Some(Repeated::Own)
+            }
+            None => None,
+        }
+    }
+
+    /// Returns the key of the local rate limit cache for this request of
+    /// client instance `instance`.
+    fn limiter_key(self, instance: u32) -> AttrsKey {
+        let variant = match self {
+            Repeated::Own => 0,
+            Repeated::User(user) => user + 1,
+        };
+        AttrsKey {
+            client: instance,
+            variant,
+        }
+    }
+}
+
 /// Finds the first route matching a request, matching once per client
-/// instance and cached user. Routes do not change during a run, and
-/// matching reads only the host, method, path and headers. Those are the
-/// same for all requests of an instance that sends its own headers and
-/// path, and for all requests of one cached user.
+/// instance and repeated request (see [`Repeated`]). Routes do not change
+/// during a run, and matching reads only the host, method, path and
+/// headers.
 pub(super) fn matched_route(
     model: &GatewayModel,
     workload: &mut Workload,
@@ -518,15 +559,10 @@ pub(super) fn matched_route(
     };
 
     let instance = &workload.instances[instance_index];
-    let user = call.user.map(|user| user as usize);
-    // A user beyond the cache gets headers expanded for this call alone,
-    // so only the instance's own shared strings identify a repeat.
-    let own = user.is_none()
-        && Rc::ptr_eq(&call.headers, &instance.headers)
-        && Rc::ptr_eq(&call.path, &instance.path);
-    let cached = match user {
-        Some(user) => instance.user_routes.get(user).copied().flatten(),
-        None if own => instance.own_route,
+    let repeated = Repeated::of(instance, call);
+    let cached = match repeated {
+        Some(Repeated::User(user)) => instance.user_routes.get(user as usize).copied().flatten(),
+        Some(Repeated::Own) => instance.own_route,
         None => None,
     };
     if let Some(route) = cached {
@@ -536,14 +572,15 @@ pub(super) fn matched_route(
     let route = match_route(model, &request.attrs(workload));
     let stored = route.map(|route| route as u32);
     let instance = &mut workload.instances[instance_index];
-    match user {
-        Some(user) => {
+    match repeated {
+        Some(Repeated::User(user)) => {
+            let user = user as usize;
             if instance.user_routes.len() <= user {
                 instance.user_routes.resize(user + 1, None);
             }
             instance.user_routes[user] = Some(stored);
         }
-        None if own => instance.own_route = Some(stored),
+        Some(Repeated::Own) => instance.own_route = Some(stored),
         None => {}
     }
     route
@@ -778,8 +815,21 @@ impl World<'_> {
             let replica = &mut self.proxies.replicas[replica_index as usize];
             let decision = match replica.limiters[route_index].as_mut() {
                 Some(limiter) => {
-                    let user = self.workload.calls.get(request.call).and_then(|c| c.user);
-                    limiter.check(&request.attrs(&self.workload), user, now)
+                    let attrs = request.attrs(&self.workload);
+                    let instance = &self.workload.instances[request.instance as usize];
+                    let repeated = self
+                        .workload
+                        .calls
+                        .get(request.call)
+                        .and_then(|call| Repeated::of(instance, call));
+                    match repeated {
+                        Some(repeated) => limiter.check_repeated(
+                            &attrs,
+                            repeated.limiter_key(request.instance),
+                            now,
+                        ),
+                        None => limiter.check(&attrs, now),
+                    }
                 }
                 None => Decision::Allowed,
             };
