@@ -11,8 +11,8 @@
 //! exactly the `(time, seq)` order the heap would, at a fraction of the
 //! cost. Heap entries due now that were scheduled earlier still run first.
 //!
-//! The heap is a radix heap, which relies on the clock never going back,
-//! and it stores events inline rather than in a separate slab.
+//! The heap is a radix heap, which relies on the clock never going back.
+//! Its entries rarely move, so they carry the events themselves.
 
 mod radix_heap;
 
@@ -77,14 +77,23 @@ impl<E> EventQueue<E> {
 
     /// Removes the earliest event and advances the clock to its time.
     pub fn pop(&mut self) -> Option<(SimTime, E)> {
+        self.pop_at_or_before(SimTime::MAX)
+    }
+
+    /// Removes the earliest event if it is due at or before `limit`, and
+    /// advances the clock to its time.
+    pub fn pop_at_or_before(&mut self, limit: SimTime) -> Option<(SimTime, E)> {
         // A heap entry due now was scheduled before the clock reached now,
         // so it runs before every event in `due_now`. The heap's last key
         // popped is the one that set `now`.
         if !self.due_now.is_empty() && !self.heap.has_entry_at_last_time() {
+            if self.now > limit {
+                return None;
+            }
             self.popped += 1;
             return self.due_now.pop_front().map(|event| (self.now, event));
         }
-        let entry = self.heap.pop()?;
+        let entry = self.heap.pop_at_or_before(limit)?;
         debug_assert!(entry.time >= self.now, "simulated time went backwards");
         self.now = entry.time;
         self.popped += 1;
@@ -172,7 +181,8 @@ mod tests {
 
     /// Random schedules and pops, checked against a `BTreeMap` of `(time,
     /// seq)` in which a past time counts as now. About a third of the
-    /// events are due now or earlier, so `due_now` and the heap interleave.
+    /// events are due now or earlier, so `due_now` and the heap interleave,
+    /// and pops take limits before, at and after the next event.
     #[test]
     fn random_schedules_match_btree_map() {
         for seed in 0..20 {
@@ -194,10 +204,21 @@ mod tests {
                     reference.insert((time.max(now), seq), seq);
                     seq += 1;
                 } else {
-                    let expected = reference
-                        .pop_first()
-                        .map(|((time, _), event)| (time, event));
-                    let popped = queue.pop().map(|(time, event)| (time.as_nanos(), event));
+                    let now = queue.now().as_nanos();
+                    let limit = match below(&mut rng, 3) {
+                        0 => u64::MAX,
+                        1 => now.saturating_sub(below(&mut rng, 100)),
+                        _ => now + below(&mut rng, 1 << 20),
+                    };
+                    let expected = match reference.first_key_value() {
+                        Some((&(time, _), _)) if time <= limit => reference
+                            .pop_first()
+                            .map(|((time, _), event)| (time, event)),
+                        _ => None,
+                    };
+                    let popped = queue
+                        .pop_at_or_before(SimTime::from_nanos(limit))
+                        .map(|(time, event)| (time.as_nanos(), event));
                     assert_eq!(popped, expected, "seed {seed}");
                     if let Some((time, _)) = popped {
                         assert_eq!(queue.now().as_nanos(), time, "seed {seed}");

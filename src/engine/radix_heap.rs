@@ -26,14 +26,13 @@ impl<T> Entry<T> {
     }
 }
 
-/// Buckets below this bit contain keys that differ from the last key popped
-/// only in `seq`, so their entries are due at its time.
-const TIME_BIT: u32 = 64;
-
 pub(super) struct RadixHeap<T> {
     buckets: [Vec<Entry<T>>; u128::BITS as usize],
-    /// Bit `b` is set when bucket `b` is not empty.
-    occupied: u128,
+    /// Bit `b % 64` of word `b / 64` is set when bucket `b` is not empty.
+    /// Buckets 0 to 63 contain keys that differ from the last key popped
+    /// only in `seq`, so word 0 is not zero exactly when an entry is due at
+    /// the time of that key.
+    occupied: [u64; 2],
     /// The last key popped, or zero before the first pop. Every key pushed
     /// must be greater.
     last: u128,
@@ -44,7 +43,7 @@ impl<T> RadixHeap<T> {
     pub fn new() -> Self {
         RadixHeap {
             buckets: std::array::from_fn(|_| Vec::new()),
-            occupied: 0,
+            occupied: [0; 2],
             last: 0,
             len: 0,
         }
@@ -68,7 +67,7 @@ impl<T> RadixHeap<T> {
     /// Returns whether an entry has the same time as the last key popped
     /// (time zero before the first pop).
     pub fn has_entry_at_last_time(&self) -> bool {
-        self.occupied & ((1 << TIME_BIT) - 1) != 0
+        self.occupied[0] != 0
     }
 
     /// Returns the time of the smallest key.
@@ -77,23 +76,29 @@ impl<T> RadixHeap<T> {
         bucket.iter().map(|entry| entry.time).min()
     }
 
-    /// Removes the entry with the smallest key.
-    pub fn pop(&mut self) -> Option<Entry<T>> {
+    /// Removes the entry with the smallest key if its time is at or before
+    /// `limit`.
+    pub fn pop_at_or_before(&mut self, limit: SimTime) -> Option<Entry<T>> {
         let index = self.lowest_occupied()?;
-        self.occupied &= !(1 << index);
-        self.len -= 1;
         let bucket = &mut self.buckets[index];
         if bucket.len() == 1 {
+            if bucket[0].time > limit {
+                return None;
+            }
             let min = bucket.pop()?;
-            self.last = min.key();
+            self.remove_lowest(index, min.key());
             return Some(min);
         }
-        self.last = bucket.iter().map(Entry::key).min()?;
+        let min_key = bucket.iter().map(Entry::key).min()?;
+        if (min_key >> 64) as u64 > limit.as_nanos() {
+            return None;
+        }
+        self.remove_lowest(index, min_key);
         // The rest of the bucket shares its bits above `index` with the new
         // last key and differs from it below, so it moves to lower buckets.
         let mut min = None;
         while let Some(entry) = self.buckets[index].pop() {
-            if entry.key() == self.last {
+            if entry.key() == min_key {
                 min = Some(entry);
             } else {
                 self.insert(entry);
@@ -102,19 +107,29 @@ impl<T> RadixHeap<T> {
         min
     }
 
+    /// Updates the occupancy, length and last key for popping `key` from
+    /// bucket `index`, the lowest non-empty one. The caller empties it.
+    fn remove_lowest(&mut self, index: usize, key: u128) {
+        let word = &mut self.occupied[index / 64];
+        // Clears the lowest set bit, which is the one for `index`.
+        *word &= *word - 1;
+        self.len -= 1;
+        self.last = key;
+    }
+
     fn lowest_occupied(&self) -> Option<usize> {
-        if self.occupied == 0 {
-            None
-        } else {
-            Some(self.occupied.trailing_zeros() as usize)
+        match self.occupied {
+            [0, 0] => None,
+            [0, high] => Some(64 + high.trailing_zeros() as usize),
+            [low, _] => Some(low.trailing_zeros() as usize),
         }
     }
 
     /// Puts `entry` in its bucket without counting it.
     fn insert(&mut self, entry: Entry<T>) {
-        let index = u128::BITS - 1 - (entry.key() ^ self.last).leading_zeros();
-        self.buckets[index as usize].push(entry);
-        self.occupied |= 1 << index;
+        let index = (u128::BITS - 1 - (entry.key() ^ self.last).leading_zeros()) as usize;
+        self.buckets[index].push(entry);
+        self.occupied[index / 64] |= 1 << (index % 64);
     }
 }
 
@@ -124,6 +139,10 @@ mod tests {
 
     use super::*;
     use crate::rng::{Streams, below};
+
+    fn pop(heap: &mut RadixHeap<u64>) -> Option<Entry<u64>> {
+        heap.pop_at_or_before(SimTime::MAX)
+    }
 
     fn entry(time: u64, seq: u64) -> Entry<u64> {
         Entry {
@@ -139,7 +158,7 @@ mod tests {
         for (time, seq) in [(7, 1), (3, 2), (7, 3), (3, 4), (7, 5)] {
             heap.push(entry(time, seq));
         }
-        let order: Vec<u64> = std::iter::from_fn(|| heap.pop().map(|e| e.value)).collect();
+        let order: Vec<u64> = std::iter::from_fn(|| pop(&mut heap).map(|e| e.value)).collect();
         assert_eq!(order, [2, 4, 1, 3, 5]);
         assert!(heap.is_empty());
     }
@@ -151,9 +170,9 @@ mod tests {
         heap.push(entry(5, 2));
         heap.push(entry(9, 3));
         assert!(!heap.has_entry_at_last_time());
-        assert_eq!(heap.pop().map(|e| e.seq), Some(1));
+        assert_eq!(pop(&mut heap).map(|e| e.seq), Some(1));
         assert!(heap.has_entry_at_last_time());
-        assert_eq!(heap.pop().map(|e| e.seq), Some(2));
+        assert_eq!(pop(&mut heap).map(|e| e.seq), Some(2));
         assert!(!heap.has_entry_at_last_time());
         assert_eq!(heap.peek_time(), Some(SimTime::from_nanos(9)));
     }
@@ -164,13 +183,14 @@ mod tests {
         heap.push(entry(u64::MAX, u64::MAX));
         heap.push(entry(u64::MAX, 1));
         heap.push(entry(1, 2));
-        let order: Vec<u64> = std::iter::from_fn(|| heap.pop().map(|e| e.seq)).collect();
+        let order: Vec<u64> = std::iter::from_fn(|| pop(&mut heap).map(|e| e.seq)).collect();
         assert_eq!(order, [2, 1, u64::MAX]);
     }
 
     /// Random pushes and pops, checked against a `BTreeMap` of `(time,
     /// seq)`. Delays span several powers of two and include zero, so
-    /// entries land in low and high buckets and share times.
+    /// entries land in low and high buckets and share times. Half the pops
+    /// take a limit up to about 1 ms after the last time popped.
     #[test]
     fn random_operations_match_btree_map() {
         for seed in 0..20 {
@@ -187,8 +207,15 @@ mod tests {
                     reference.insert((now + delay, seq), seq);
                     seq += 1;
                 } else {
-                    let expected = reference.pop_first();
-                    let popped = heap.pop();
+                    let limit = match below(&mut rng, 2) {
+                        0 => u64::MAX,
+                        _ => now + below(&mut rng, 1 << 20),
+                    };
+                    let expected = match reference.first_key_value() {
+                        Some((&(time, _), _)) if time <= limit => reference.pop_first(),
+                        _ => None,
+                    };
+                    let popped = heap.pop_at_or_before(SimTime::from_nanos(limit));
                     assert_eq!(
                         popped.as_ref().map(|e| (e.time.as_nanos(), e.seq)),
                         expected.map(|(key, _)| key),
