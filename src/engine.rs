@@ -10,47 +10,24 @@
 //! latency, skip the heap and wait in a FIFO list. The list pops them in
 //! exactly the `(time, seq)` order the heap would, at a fraction of the
 //! cost. Heap entries due now that were scheduled earlier still run first.
+//!
+//! The heap is a radix heap, which relies on the clock never going back.
+//! Events stay in a slab, so a heap entry is 24 bytes.
 
-use std::cmp::Ordering;
-use std::collections::{BinaryHeap, VecDeque};
+mod radix_heap;
+
+use std::collections::VecDeque;
 
 use crate::time::{SimDuration, SimTime};
-
-/// A heap entry: the ordering key and where the event is stored. Events
-/// themselves stay in a slab, so the heap moves only these 24 bytes.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct Entry {
-    time: SimTime,
-    seq: u64,
-    slot: u32,
-}
-
-impl PartialOrd for Entry {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Entry {
-    /// Reversed, so the max-heap pops the earliest `(time, seq)` first.
-    fn cmp(&self, other: &Self) -> Ordering {
-        other.key().cmp(&self.key())
-    }
-}
-
-impl Entry {
-    /// `(time, seq)` as one integer, which compares without branches.
-    fn key(&self) -> u128 {
-        (u128::from(self.time.as_nanos()) << 64) | u128::from(self.seq)
-    }
-}
+use radix_heap::{Entry, RadixHeap};
 
 /// Pending events and the current simulated time.
 pub struct EventQueue<E> {
-    heap: BinaryHeap<Entry>,
-    /// Events due at `now`, with their sequence numbers, in schedule
-    /// order. Empty whenever the clock advances.
-    due_now: VecDeque<(u64, E)>,
+    /// Events due later than `now`, as slots in `events`.
+    heap: RadixHeap<u32>,
+    /// Events due at `now`, in schedule order. Empty whenever the clock
+    /// advances.
+    due_now: VecDeque<E>,
     events: Vec<Option<E>>,
     free: Vec<u32>,
     now: SimTime,
@@ -67,7 +44,7 @@ impl<E> Default for EventQueue<E> {
 impl<E> EventQueue<E> {
     pub fn new() -> Self {
         EventQueue {
-            heap: BinaryHeap::new(),
+            heap: RadixHeap::new(),
             due_now: VecDeque::new(),
             events: Vec::new(),
             free: Vec::new(),
@@ -88,7 +65,7 @@ impl<E> EventQueue<E> {
         let seq = self.next_seq;
         self.next_seq += 1;
         if time <= self.now {
-            self.due_now.push_back((seq, event));
+            self.due_now.push_back(event);
             return;
         }
         let slot = match self.free.pop() {
@@ -101,7 +78,11 @@ impl<E> EventQueue<E> {
                 (self.events.len() - 1) as u32
             }
         };
-        self.heap.push(Entry { time, seq, slot });
+        self.heap.push(Entry {
+            time,
+            seq,
+            value: slot,
+        });
     }
 
     pub fn schedule_in(&mut self, delay: SimDuration, event: E) {
@@ -110,29 +91,35 @@ impl<E> EventQueue<E> {
 
     /// Removes the earliest event and advances the clock to its time.
     pub fn pop(&mut self) -> Option<(SimTime, E)> {
-        if let Some(&(seq, _)) = self.due_now.front() {
-            let heap_first = self
-                .heap
-                .peek()
-                .is_some_and(|entry| (entry.time, entry.seq) < (self.now, seq));
-            if !heap_first {
-                self.popped += 1;
-                return self.due_now.pop_front().map(|(_, event)| (self.now, event));
+        self.pop_at_or_before(SimTime::MAX)
+    }
+
+    /// Removes the earliest event if it is due at or before `limit`, and
+    /// advances the clock to its time.
+    pub fn pop_at_or_before(&mut self, limit: SimTime) -> Option<(SimTime, E)> {
+        // A heap entry due now was scheduled before the clock reached now,
+        // so it runs before every event in `due_now`. The heap's last key
+        // popped is the one that set `now`.
+        if !self.due_now.is_empty() && !self.heap.has_entry_at_last_time() {
+            if self.now > limit {
+                return None;
             }
+            self.popped += 1;
+            return self.due_now.pop_front().map(|event| (self.now, event));
         }
-        let entry = self.heap.pop()?;
+        let entry = self.heap.pop_at_or_before(limit)?;
         debug_assert!(entry.time >= self.now, "simulated time went backwards");
         self.now = entry.time;
         self.popped += 1;
-        let event = self.events[entry.slot as usize].take()?;
-        self.free.push(entry.slot);
+        let event = self.events[entry.value as usize].take()?;
+        self.free.push(entry.value);
         Some((entry.time, event))
     }
 
     /// The time of the earliest pending event.
     pub fn peek_time(&self) -> Option<SimTime> {
         if self.due_now.is_empty() {
-            self.heap.peek().map(|entry| entry.time)
+            self.heap.peek_time()
         } else {
             Some(self.now)
         }
@@ -154,7 +141,10 @@ impl<E> EventQueue<E> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
+    use crate::rng::{Streams, below};
 
     #[test]
     fn equal_times_pop_in_schedule_order() {
@@ -203,5 +193,61 @@ mod tests {
         queue.pop();
         assert_eq!(queue.now(), SimTime::from_nanos(2_000_000));
         assert_eq!(queue.events_processed(), 1);
+    }
+
+    /// Random schedules and pops, checked against a `BTreeMap` of `(time,
+    /// seq)` in which a past time counts as now. About a third of the
+    /// events are due now or earlier, so `due_now` and the heap interleave,
+    /// and pops take limits before, at and after the next event.
+    #[test]
+    fn random_schedules_match_btree_map() {
+        for seed in 0..20 {
+            let mut rng = Streams::new(seed).stream("event queue", 0);
+            let mut queue = EventQueue::new();
+            let mut reference = BTreeMap::new();
+            let mut seq = 0u64;
+            for _ in 0..5_000 {
+                if below(&mut rng, 3) < 2 {
+                    let now = queue.now().as_nanos();
+                    let time = match below(&mut rng, 3) {
+                        0 => now.saturating_sub(below(&mut rng, 100)),
+                        _ => {
+                            let bits = below(&mut rng, 30);
+                            now + below(&mut rng, 1 << bits)
+                        }
+                    };
+                    queue.schedule_at(SimTime::from_nanos(time), seq);
+                    reference.insert((time.max(now), seq), seq);
+                    seq += 1;
+                } else {
+                    let now = queue.now().as_nanos();
+                    let limit = match below(&mut rng, 3) {
+                        0 => u64::MAX,
+                        1 => now.saturating_sub(below(&mut rng, 100)),
+                        _ => now + below(&mut rng, 1 << 20),
+                    };
+                    let expected = match reference.first_key_value() {
+                        Some((&(time, _), _)) if time <= limit => reference
+                            .pop_first()
+                            .map(|((time, _), event)| (time, event)),
+                        _ => None,
+                    };
+                    let popped = queue
+                        .pop_at_or_before(SimTime::from_nanos(limit))
+                        .map(|(time, event)| (time.as_nanos(), event));
+                    assert_eq!(popped, expected, "seed {seed}");
+                    if let Some((time, _)) = popped {
+                        assert_eq!(queue.now().as_nanos(), time, "seed {seed}");
+                    }
+                }
+                assert_eq!(queue.len(), reference.len(), "seed {seed}");
+                assert_eq!(
+                    queue.peek_time().map(SimTime::as_nanos),
+                    reference.keys().next().map(|&(time, _)| time),
+                    "seed {seed}"
+                );
+            }
+            assert_eq!(queue.events_processed(), seq - queue.len() as u64);
+        }
     }
 }

@@ -540,35 +540,22 @@ impl<'s> World<'s> {
     }
 
     fn run_loop(&mut self, observe: &mut dyn FnMut(Progress)) {
-        let limits = &self.scenario.limits;
-        while let Some(time) = self.queue.peek_time() {
-            if time > self.end {
-                break;
-            }
+        loop {
             if self.scenario.duration.is_none()
                 && self.workload.all_done()
                 && self.proxies.in_flight == 0
             {
                 break;
             }
-            if self.queue.events_processed() >= limits.max_events {
-                self.workload.truncated = Some(Truncation::MaxEvents(limits.max_events));
+            if let Some(truncation) = self.truncation() {
+                // A limit truncates the run only if it leaves an event due
+                // by the end unprocessed.
+                if self.queue.peek_time().is_some_and(|time| time <= self.end) {
+                    self.workload.truncated = Some(truncation);
+                }
                 break;
             }
-            if self.proxies.in_flight > limits.max_in_flight {
-                self.workload.truncated = Some(Truncation::MaxInFlight(limits.max_in_flight));
-                break;
-            }
-            if self.queue.events_processed().is_multiple_of(1024)
-                && self
-                    .options
-                    .stop
-                    .is_some_and(|flag| flag.load(std::sync::atomic::Ordering::Relaxed))
-            {
-                self.workload.truncated = Some(Truncation::Interrupted(self.queue.now()));
-                break;
-            }
-            let Some((now, event)) = self.queue.pop() else {
+            let Some((now, event)) = self.queue.pop_at_or_before(self.end) else {
                 break;
             };
             self.metrics.advance(now);
@@ -582,6 +569,27 @@ impl<'s> World<'s> {
                 });
             }
         }
+    }
+
+    /// Returns the limit reached, or the interruption, that stops the run
+    /// before its next event.
+    fn truncation(&self) -> Option<Truncation> {
+        let limits = &self.scenario.limits;
+        if self.queue.events_processed() >= limits.max_events {
+            return Some(Truncation::MaxEvents(limits.max_events));
+        }
+        if self.proxies.in_flight > limits.max_in_flight {
+            return Some(Truncation::MaxInFlight(limits.max_in_flight));
+        }
+        if self.queue.events_processed().is_multiple_of(1024)
+            && self
+                .options
+                .stop
+                .is_some_and(|flag| flag.load(std::sync::atomic::Ordering::Relaxed))
+        {
+            return Some(Truncation::Interrupted(self.queue.now()));
+        }
+        None
     }
 
     fn dispatch(&mut self, event: Event) {
