@@ -504,6 +504,7 @@ impl Metrics {
 
     /// Records a response from Envoy with `attempts` in
     /// `x-envoy-attempt-count`.
+    #[inline]
     pub fn record_attempt_count(&mut self, group: usize, attempts: u32) {
         let metrics = &mut self.groups[group];
         let index = attempts as usize;

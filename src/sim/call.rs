@@ -184,7 +184,7 @@ impl World<'_> {
             status,
             retry_after,
         };
-        if !self.maybe_retry_call(call_handle, outcome) {
+        if !self.maybe_retry_call(call_handle, group, outcome) {
             self.complete_call(call_handle, status, attempts, site, last_host);
         }
     }
@@ -218,7 +218,7 @@ impl World<'_> {
             call.current = None;
         }
         self.workload.release_call(call_handle);
-        if !self.maybe_retry_call(call_handle, TryOutcome::TimedOut) {
+        if !self.maybe_retry_call(call_handle, group, TryOutcome::TimedOut) {
             self.complete_call(call_handle, CLIENT_TIMEOUT_STATUS, 0, site, None);
         }
     }
@@ -235,16 +235,17 @@ impl World<'_> {
         }
     }
 
-    /// Schedules a retry of the call when the client's policy allows one.
-    fn maybe_retry_call(&mut self, call_handle: Handle, outcome: TryOutcome) -> bool {
+    /// Schedules a retry of the call, made by client definition `group`,
+    /// when the client's policy allows one.
+    fn maybe_retry_call(&mut self, call_handle: Handle, group: u32, outcome: TryOutcome) -> bool {
+        // Without a policy nothing else needs looking up.
+        let Some(policy) = &self.scenario.clients[group as usize].retries else {
+            return false;
+        };
         let Some(call) = self.workload.calls.get_mut(call_handle) else {
             return false;
         };
         let instance = &mut self.workload.instances[call.instance as usize];
-        let client = &self.scenario.clients[instance.group as usize];
-        let Some(policy) = &client.retries else {
-            return false;
-        };
         let retries_done = call.tries.saturating_sub(1);
         if !client_retry::should_retry(policy, outcome, retries_done) {
             return false;

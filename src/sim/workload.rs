@@ -407,6 +407,7 @@ impl World<'_> {
     /// Chooses the Envoy replica and worker for a new request of an
     /// instance, as the scenario's spread and the client's connection reuse
     /// decide.
+    #[inline]
     pub(super) fn pick_envoy(&mut self, instance_index: u32, slot: u32) -> (u32, u32) {
         let replicas = self.scenario.envoy.replicas;
         let workers = self.scenario.envoy.workers;
