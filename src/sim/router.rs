@@ -8,7 +8,7 @@
 //! reported to outlier detection; every other failure of an attempt is.
 
 use super::backend::BackendWork;
-use super::proxy::{Attempt, AttemptState, RouterState, hash_request};
+use super::proxy::{Attempt, AttemptState, Replica, Request, RouterState, hash_request};
 use super::{Event, Handle, World};
 use crate::conn_pool::Admission;
 use crate::gateway::RouteAction;
@@ -304,17 +304,20 @@ impl World<'_> {
             if let Some(router) = request.router.as_mut() {
                 router.current = None;
             }
-            // A 2xx response carries the token counts that response costs
-            // of global rate limits charge.
-            if !retry && (200..300).contains(&status) {
-                request.response_tokens = Some(TokenUsage {
-                    input: request.input_tokens,
-                    output: request.output_tokens,
-                });
+            if !retry {
+                // A 2xx response carries the token counts that response
+                // costs of global rate limits charge.
+                if (200..300).contains(&status) {
+                    request.response_tokens = Some(TokenUsage {
+                        input: request.input_tokens,
+                        output: request.output_tokens,
+                    });
+                }
+                if finish_router(request, &mut self.proxies.replicas) {
+                    let replica = request.replica;
+                    self.send_response(request_handle, replica, status, retry_after);
+                }
             }
-        }
-        if !retry {
-            self.finish_request(request_handle, status, retry_after);
         }
         self.serve_pool(&attempt);
     }
@@ -593,20 +596,29 @@ impl World<'_> {
         let Some(request) = self.proxies.requests.get_mut(handle) else {
             return;
         };
-        let replica_index = request.replica;
-        if let Some(router) = request.router.as_mut() {
-            if router.done {
-                return;
-            }
-            router.done = true;
-            if router.retry_held {
-                router.retry_held = false;
-                let cluster = router.cluster as usize;
-                self.proxies.replicas[replica_index as usize].clusters[cluster]
-                    .resources
-                    .end_retry();
-            }
+        if finish_router(request, &mut self.proxies.replicas) {
+            let replica = request.replica;
+            self.send_response(handle, replica, status, retry_after);
         }
-        self.send_response(handle, replica_index, status, retry_after);
     }
+}
+
+/// Marks the router of `request` done and gives back the retry slot it
+/// holds. Returns false when the router had already finished, so the
+/// response was sent before.
+fn finish_router(request: &mut Request, replicas: &mut [Replica]) -> bool {
+    let Some(router) = request.router.as_mut() else {
+        return true;
+    };
+    if router.done {
+        return false;
+    }
+    router.done = true;
+    if router.retry_held {
+        router.retry_held = false;
+        replicas[request.replica as usize].clusters[router.cluster as usize]
+            .resources
+            .end_retry();
+    }
+    true
 }
