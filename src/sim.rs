@@ -188,10 +188,11 @@ pub(crate) enum Event {
         host: u32,
         timed_out: bool,
     },
-    /// An attempt reached its backend endpoint.
+    /// An attempt reached its backend endpoint. `work` is its handle in
+    /// `Backends::in_transit`.
     BackendArrive {
         endpoint: u32,
-        work: backend::BackendWork,
+        work: Handle,
     },
     /// An endpoint finished serving an attempt it took in `epoch`.
     BackendDone {
@@ -613,7 +614,7 @@ impl<'s> World<'s> {
                 host,
                 timed_out,
             } => self.connect_failed(replica, cluster, worker, host, timed_out),
-            Event::BackendArrive { endpoint, work } => self.backend_arrive(endpoint, work),
+            Event::BackendArrive { endpoint, work } => self.arrive_after_transit(endpoint, work),
             Event::BackendDone {
                 endpoint,
                 attempt,

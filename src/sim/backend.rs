@@ -11,7 +11,8 @@
 use std::collections::VecDeque;
 
 use super::upstream::ConnectOutcome;
-use super::{Event, Handle, World};
+use super::{Event, Handle, Slab, World};
+use crate::client_retry;
 use crate::metrics::{AttemptKind, Site};
 use crate::rng::{self, Stream, Streams};
 use crate::scenario::{EndpointFailure, Scenario};
@@ -31,8 +32,8 @@ pub(crate) struct BackendWork {
     pub retry: bool,
     /// Part of a client's retry of the call.
     pub client_retry: bool,
-    /// POST or PATCH: running it twice may repeat its effect.
-    pub non_idempotent: bool,
+    /// The client instance that sent the request, in `Workload::instances`.
+    pub instance: u32,
     pub input_tokens: u64,
     pub output_tokens: u64,
     /// Service time the client asked for, replacing the drawn one.
@@ -75,6 +76,10 @@ pub(crate) struct Backends {
     pub endpoints: Vec<Endpoint>,
     /// First endpoint index of each backend of the scenario.
     pub first_endpoint: Vec<usize>,
+    /// Attempts on their way to an endpoint. `Event::BackendArrive`
+    /// carries a handle into this slab in place of the work itself, so
+    /// events stay small.
+    pub in_transit: Slab<BackendWork>,
 }
 
 impl Backends {
@@ -100,6 +105,7 @@ impl Backends {
         Backends {
             endpoints,
             first_endpoint,
+            in_transit: Slab::default(),
         }
     }
 
@@ -162,6 +168,13 @@ struct Service {
 }
 
 impl World<'_> {
+    /// Handles an attempt that was in transit reaching its endpoint.
+    pub(super) fn arrive_after_transit(&mut self, endpoint_index: u32, work: Handle) {
+        if let Some(work) = self.backends.in_transit.remove(work) {
+            self.backend_arrive(endpoint_index, work);
+        }
+    }
+
     /// Handles an attempt reaching its endpoint: it is charged, then served,
     /// queued, or turned away.
     pub(super) fn backend_arrive(&mut self, endpoint_index: u32, work: BackendWork) {
@@ -222,8 +235,14 @@ impl World<'_> {
             .probe_backend_attempt(&work.site(), work.kind(), usd, now);
         self.metrics
             .record_endpoint_request(endpoint_index as usize);
+        // The method matters only for a repeat, because running a POST or
+        // PATCH twice may repeat its effect.
         let repeated = self.workload.record_execution(work.call);
-        if repeated && work.non_idempotent {
+        if repeated
+            && client_retry::is_non_idempotent(
+                &self.workload.instances[work.instance as usize].method,
+            )
+        {
             self.metrics.record_duplicate_execution(work.group as usize);
         }
 

@@ -8,9 +8,8 @@
 //! reported to outlier detection; every other failure of an attempt is.
 
 use super::backend::BackendWork;
-use super::proxy::{Attempt, AttemptState, RouterState, hash_request};
+use super::proxy::{Attempt, AttemptState, Replica, Request, RouterState, hash_request};
 use super::{Event, Handle, World};
-use crate::client_retry;
 use crate::conn_pool::Admission;
 use crate::gateway::RouteAction;
 use crate::global_rate_limit::TokenUsage;
@@ -57,22 +56,23 @@ impl World<'_> {
 
     /// Picks a host and hands a new attempt to that host's pool.
     fn start_attempt(&mut self, handle: Handle, is_retry: bool) {
-        let Some(request) = self.proxies.requests.get(handle) else {
+        let Some(request) = self.proxies.requests.get_mut(handle) else {
             return;
         };
-        let Some(router) = &request.router else {
+        let Some(cluster_index) = request.router.as_ref().map(|router| router.cluster) else {
             return;
         };
-        let (replica_index, worker, cluster_index) =
-            (request.replica, request.worker, router.cluster);
-        let cluster =
-            &mut self.proxies.replicas[replica_index as usize].clusters[cluster_index as usize];
-        let balancer = &mut cluster.balancers[worker as usize];
-        let hash = balancer
-            .hash_on()
-            .and_then(|on| hash_request(on, &request.attrs(&self.workload)));
+        let (replica_index, worker) = (request.replica, request.worker);
         let replica = &mut self.proxies.replicas[replica_index as usize];
         let cluster = &mut replica.clusters[cluster_index as usize];
+        let hash = cluster.balancers[worker as usize]
+            .hash_on()
+            .and_then(|on| hash_request(on, &request.attrs(&self.workload)));
+        // Hashing reads the whole request, so the router is borrowed for
+        // changes only from here on.
+        let Some(router) = request.router.as_mut() else {
+            return;
+        };
         let view = HostView {
             active: &cluster.host_active,
             healthy: &cluster.host_healthy,
@@ -105,11 +105,9 @@ impl World<'_> {
             state: AttemptState::Queued,
             retry: is_retry,
         });
-        if let Some(router) = self.router_mut(handle) {
-            router.current = Some(attempt);
-            router.attempts += 1;
-            router.hosts_tried.push(host);
-        }
+        router.current = Some(attempt);
+        router.attempts += 1;
+        router.hosts_tried.push(host);
         let pool_index = self.proxies.pool_index(cluster_index, worker, host);
         let cluster =
             &mut self.proxies.replicas[replica_index as usize].clusters[cluster_index as usize];
@@ -180,9 +178,7 @@ impl World<'_> {
             replica,
             retry,
             client_retry: request.client_retry,
-            non_idempotent: client_retry::is_non_idempotent(
-                &self.workload.instances[request.instance as usize].method,
-            ),
+            instance: request.instance,
             input_tokens: request.input_tokens,
             output_tokens: request.output_tokens,
             delay: request.delay,
@@ -207,6 +203,7 @@ impl World<'_> {
             // only schedules later events, so the hop needs no queue event.
             self.backend_arrive(endpoint, work);
         } else {
+            let work = self.backends.in_transit.insert(work);
             self.schedule_in(latency, Event::BackendArrive { endpoint, work });
         }
     }
@@ -216,6 +213,17 @@ impl World<'_> {
     /// Returns the attempt.
     pub(super) fn end_active_attempt(&mut self, handle: Handle, close: bool) -> Option<Attempt> {
         let attempt = self.proxies.attempts.remove(handle)?;
+        self.release_attempt(handle, &attempt, close);
+        if let Some(router) = self.router_mut(attempt.request) {
+            router.current = None;
+        }
+        Some(attempt)
+    }
+
+    /// Frees what an attempt already taken out of `attempts` held in its
+    /// pool: its connection (closed when `close`) and its host's active
+    /// count, or its place in the pool's queue.
+    fn release_attempt(&mut self, handle: Handle, attempt: &Attempt, close: bool) {
         let pool_index = self
             .proxies
             .pool_index(attempt.cluster, attempt.worker, attempt.host);
@@ -236,10 +244,6 @@ impl World<'_> {
                 pool.cancel_pending(handle.index, &mut cluster.resources);
             }
         }
-        if let Some(router) = self.router_mut(attempt.request) {
-            router.current = None;
-        }
-        Some(attempt)
     }
 
     /// Returns the request, replica, cluster and host of an attempt that is
@@ -255,43 +259,65 @@ impl World<'_> {
         ))
     }
 
+    /// Handles the response headers of an attempt: the router decides on a
+    /// retry, frees the connection and, unless retrying, sends the response
+    /// on to the client.
     pub(super) fn upstream_response(
         &mut self,
         attempt_handle: Handle,
         status: u16,
         retry_after: Option<SimDuration>,
     ) {
-        let Some((request_handle, replica, cluster, host)) = self.active_attempt(attempt_handle)
-        else {
+        // The attempt leaves the slab at once, so every step below reads
+        // this copy. None of them looks for the attempt in the slab.
+        let is_active = self
+            .proxies
+            .attempts
+            .get(attempt_handle)
+            .is_some_and(|attempt| attempt.state == AttemptState::Active);
+        if !is_active {
+            return;
+        }
+        let Some(attempt) = self.proxies.attempts.remove(attempt_handle) else {
             return;
         };
-        self.observe_outlier(replica, cluster, host, Observation::Response(status));
+        let (request_handle, replica, cluster_index) =
+            (attempt.request, attempt.replica, attempt.cluster);
+        self.observe_outlier(
+            replica,
+            cluster_index,
+            attempt.host,
+            Observation::Response(status),
+        );
         let outcome = AttemptOutcome::Response {
             status,
             ratelimited: false,
         };
-        let retry = self.retry_decision(request_handle, attempt_handle, outcome);
+        let retry = self.retry_decision(request_handle, replica, cluster_index, outcome);
         // Envoy resets an attempt it retries instead of reading its body,
         // which closes the HTTP/1.1 connection.
-        let Some(attempt) = self.end_active_attempt(attempt_handle, retry) else {
-            return;
-        };
-        let cluster =
-            &mut self.proxies.replicas[attempt.replica as usize].clusters[attempt.cluster as usize];
+        self.release_attempt(attempt_handle, &attempt, retry);
+        let cluster = &mut self.proxies.replicas[replica as usize].clusters[cluster_index as usize];
         cluster.stats.upstream_rq_completed += 1;
         cluster.stats.count_code(status);
-        if !retry {
-            // A 2xx response carries the token counts that response costs
-            // of global rate limits charge.
-            if (200..300).contains(&status)
-                && let Some(request) = self.proxies.requests.get_mut(request_handle)
-            {
-                request.response_tokens = Some(TokenUsage {
-                    input: request.input_tokens,
-                    output: request.output_tokens,
-                });
+        if let Some(request) = self.proxies.requests.get_mut(request_handle) {
+            if let Some(router) = request.router.as_mut() {
+                router.current = None;
             }
-            self.finish_request(request_handle, status, retry_after);
+            if !retry {
+                // A 2xx response carries the token counts that response
+                // costs of global rate limits charge.
+                if (200..300).contains(&status) {
+                    request.response_tokens = Some(TokenUsage {
+                        input: request.input_tokens,
+                        output: request.output_tokens,
+                    });
+                }
+                if finish_router(request, &mut self.proxies.replicas) {
+                    let replica = request.replica;
+                    self.send_response(request_handle, replica, status, retry_after);
+                }
+            }
         }
         self.serve_pool(&attempt);
     }
@@ -305,7 +331,7 @@ impl World<'_> {
             return;
         };
         self.observe_outlier(replica, cluster, host, Observation::ConnectFailure);
-        let retry = self.retry_decision(request_handle, attempt_handle, AttemptOutcome::Reset);
+        let retry = self.retry_decision(request_handle, replica, cluster, AttemptOutcome::Reset);
 
         let Some(attempt) = self.proxies.attempts.remove(attempt_handle) else {
             return;
@@ -351,7 +377,8 @@ impl World<'_> {
         self.observe_outlier(replica, cluster, host, Observation::ConnectFailure);
         let retry = self.retry_decision(
             request_handle,
-            attempt_handle,
+            replica,
+            cluster,
             AttemptOutcome::ConnectFailure,
         );
         // The pool has already dropped the attempt from its queue.
@@ -398,7 +425,8 @@ impl World<'_> {
         self.observe_outlier(replica, cluster_index, host, Observation::Timeout);
         let retry = self.retry_decision(
             request_handle,
-            attempt_handle,
+            replica,
+            cluster_index,
             AttemptOutcome::PerTryTimeout,
         );
         let Some(attempt) = self.end_active_attempt(attempt_handle, true) else {
@@ -413,19 +441,17 @@ impl World<'_> {
         self.serve_pool(&attempt);
     }
 
-    /// Envoy's `shouldRetry`: decides and, when retrying, schedules the
-    /// back-off. Returns true when a retry was scheduled.
+    /// Envoy's `shouldRetry` for an attempt through `replica_index` and
+    /// `cluster_index`: decides and, when retrying, schedules the back-off.
+    /// Returns true when a retry was scheduled.
     fn retry_decision(
         &mut self,
         request_handle: Handle,
-        attempt_handle: Handle,
+        replica_index: u32,
+        cluster_index: u32,
         outcome: AttemptOutcome,
     ) -> bool {
         let model = &self.scenario.gateway;
-        let Some(attempt) = self.proxies.attempts.get(attempt_handle) else {
-            return false;
-        };
-        let (replica_index, cluster_index) = (attempt.replica, attempt.cluster);
         let Some(request) = self.proxies.requests.get_mut(request_handle) else {
             return false;
         };
@@ -570,20 +596,29 @@ impl World<'_> {
         let Some(request) = self.proxies.requests.get_mut(handle) else {
             return;
         };
-        let replica_index = request.replica;
-        if let Some(router) = request.router.as_mut() {
-            if router.done {
-                return;
-            }
-            router.done = true;
-            if router.retry_held {
-                router.retry_held = false;
-                let cluster = router.cluster as usize;
-                self.proxies.replicas[replica_index as usize].clusters[cluster]
-                    .resources
-                    .end_retry();
-            }
+        if finish_router(request, &mut self.proxies.replicas) {
+            let replica = request.replica;
+            self.send_response(handle, replica, status, retry_after);
         }
-        self.send_response(handle, replica_index, status, retry_after);
     }
+}
+
+/// Marks the router of `request` done and gives back the retry slot it
+/// holds. Returns false when the router had already finished, so the
+/// response was sent before.
+fn finish_router(request: &mut Request, replicas: &mut [Replica]) -> bool {
+    let Some(router) = request.router.as_mut() else {
+        return true;
+    };
+    if router.done {
+        return false;
+    }
+    router.done = true;
+    if router.retry_held {
+        router.retry_held = false;
+        replicas[request.replica as usize].clusters[router.cluster as usize]
+            .resources
+            .end_retry();
+    }
+    true
 }
