@@ -14,6 +14,7 @@ use super::workload::Workload;
 use super::{Event, Handle, RequestRecord, World};
 use crate::client_retry::{self, TryOutcome};
 use crate::metrics::{CLIENT_TIMEOUT_STATUS, Site};
+use crate::scenario::ClientRetries;
 use crate::time::{SimDuration, SimTime};
 
 /// One call of a client instance.
@@ -92,17 +93,20 @@ impl World<'_> {
     /// Sends the next request of a call, to `route` (replica and worker)
     /// when given, or wherever a new connection goes.
     pub(super) fn send_try(&mut self, call_handle: Handle, route: Option<(u32, u32)>) {
-        let Some(call) = self.workload.calls.get(call_handle) else {
-            return;
-        };
-        let (instance_index, slot) = (call.instance, call.slot);
         let (replica, worker) = match route {
             Some(route) => route,
-            None => self.pick_envoy(instance_index, slot),
+            None => {
+                let Some(call) = self.workload.calls.get(call_handle) else {
+                    return;
+                };
+                let (instance_index, slot) = (call.instance, call.slot);
+                self.pick_envoy(instance_index, slot)
+            }
         };
         let Some(call) = self.workload.calls.get_mut(call_handle) else {
             return;
         };
+        let instance_index = call.instance;
         let client_retry = call.tries > 0;
         call.tries += 1;
         call.refs += 1;
@@ -165,21 +169,33 @@ impl World<'_> {
         let group = request.group;
         let attempts = request.attempts();
         let site = request_site(request);
-        let last_host = request.last_host();
+        // Only request records read the last host.
+        let last_host = if self.options.record_requests {
+            request.last_host()
+        } else {
+            None
+        };
         self.proxies.requests.discard(handle);
         self.proxies.in_flight = self.proxies.in_flight.saturating_sub(1);
         self.metrics.record_attempt_count(group as usize, attempts);
-        let current = self
-            .workload
-            .calls
-            .get_mut(call_handle)
-            .filter(|call| call.current == Some(handle));
-        let Some(call) = current else {
-            self.workload.release_call(call_handle);
+
+        // Release the request's reference to its call as `release_call`
+        // would, in the lookup that also checks the call's current request.
+        let Some(call) = self.workload.calls.get_mut(call_handle) else {
             return;
         };
-        call.current = None;
-        self.workload.release_call(call_handle);
+        call.refs = call.refs.saturating_sub(1);
+        let current = call.current == Some(handle);
+        if current {
+            call.current = None;
+        }
+        if call.finished && call.refs == 0 {
+            self.workload.calls.discard(call_handle);
+            return;
+        }
+        if !current {
+            return;
+        }
         let outcome = TryOutcome::Response {
             status,
             retry_after,
@@ -237,11 +253,24 @@ impl World<'_> {
 
     /// Schedules a retry of the call, made by client definition `group`,
     /// when the client's policy allows one.
+    #[inline]
     fn maybe_retry_call(&mut self, call_handle: Handle, group: u32, outcome: TryOutcome) -> bool {
         // Without a policy nothing else needs looking up.
-        let Some(policy) = &self.scenario.clients[group as usize].retries else {
-            return false;
-        };
+        let scenario = self.scenario;
+        match &scenario.clients[group as usize].retries {
+            Some(policy) => self.retry_call(call_handle, policy, outcome),
+            None => false,
+        }
+    }
+
+    /// Schedules a retry of the call when `policy` allows one. Returns true
+    /// when it did.
+    fn retry_call(
+        &mut self,
+        call_handle: Handle,
+        policy: &ClientRetries,
+        outcome: TryOutcome,
+    ) -> bool {
         let Some(call) = self.workload.calls.get_mut(call_handle) else {
             return false;
         };
@@ -281,7 +310,7 @@ impl World<'_> {
         let (instance_index, slot, started, tries) =
             (call.instance, call.slot, call.started, call.tries);
         if call.refs == 0 {
-            self.workload.calls.remove(call_handle);
+            self.workload.calls.discard(call_handle);
         }
         let instance = &self.workload.instances[instance_index as usize];
         let group = instance.group as usize;
