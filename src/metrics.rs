@@ -92,9 +92,10 @@ pub struct GroupMetrics {
     /// ([`CLIENT_TIMEOUT_STATUS`] for calls given up); complete once
     /// [`Metrics::finish`] has run.
     pub statuses: BTreeMap<u16, u64>,
-    /// Counts per status since the last [`Metrics::finish`], which moves
-    /// them into `statuses`. A run produces few distinct statuses, so a
-    /// short list is cheaper to count in than a map.
+    /// Counts per status, since the last [`Metrics::finish`], of the calls
+    /// of no known instance. `finish` moves them and the instances' counts
+    /// into `statuses`. A run produces few distinct statuses, so a short
+    /// list is cheaper to count in than a map.
     status_tally: StatusTally,
     /// Latency of each call, from its first send to its final outcome;
     /// complete once [`Metrics::finish`] has run.
@@ -160,6 +161,15 @@ impl StatusTally {
     fn drain_into(&mut self, statuses: &mut BTreeMap<u16, u64>) {
         for (status, count) in self.0.drain(..) {
             *statuses.entry(status).or_insert(0) += count;
+        }
+    }
+
+    /// Adds the counts to both `first` and `second` and starts again from
+    /// zero.
+    fn drain_into_both(&mut self, first: &mut BTreeMap<u16, u64>, second: &mut BTreeMap<u16, u64>) {
+        for (status, count) in self.0.drain(..) {
+            *first.entry(status).or_insert(0) += count;
+            *second.entry(status).or_insert(0) += count;
         }
     }
 }
@@ -460,7 +470,9 @@ impl Metrics {
         for group in &mut self.groups {
             group.status_tally.drain_into(&mut group.statuses);
             for instance in &mut group.instances {
-                instance.status_tally.drain_into(&mut instance.statuses);
+                instance
+                    .status_tally
+                    .drain_into_both(&mut instance.statuses, &mut group.statuses);
             }
             for (attempts, count) in group.attempt_tally.iter_mut().enumerate() {
                 if *count > 0 {
@@ -546,15 +558,17 @@ impl Metrics {
         let micros = (latency.as_nanos() / 1_000).clamp(1, MAX_LATENCY_US);
         let metrics = &mut self.groups[group];
         metrics.last_completed = Some(now);
-        metrics.status_tally.count(status);
         // Values are clamped into the histogram's range, so recording cannot fail.
         if (200..300).contains(&status) {
             metrics.tally_2xx.record(micros);
         } else {
             metrics.tally_non_2xx.record(micros);
         }
-        if let Some(instance) = metrics.instances.get_mut(instance as usize) {
-            instance.status_tally.count(status);
+        // The group's statuses are the sum of its instances', so a status
+        // is counted once, at the instance when there is one.
+        match metrics.instances.get_mut(instance as usize) {
+            Some(instance) => instance.status_tally.count(status),
+            None => metrics.status_tally.count(status),
         }
         let open = &mut self.open[group];
         open.completed += 1;

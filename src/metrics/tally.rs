@@ -20,6 +20,8 @@ pub(super) struct Tally {
     /// `2^(precision + 1)` have a bucket each, and every power-of-two
     /// range above is split into `2^precision` equal buckets.
     precision: u32,
+    /// `2^(precision + 1) - 1`, the largest value with a bucket of its own.
+    exact: u64,
     /// Count per bucket index; grows to the largest index seen.
     counts: Vec<u64>,
     /// Indexes whose count is not zero, in the order first counted.
@@ -41,14 +43,14 @@ impl Tally {
         );
         Tally {
             precision,
+            exact: (1 << (precision + 1)) - 1,
             counts: Vec::new(),
             touched: Vec::new(),
         }
     }
 
     fn index(&self, value: u64) -> usize {
-        let exact = (1u64 << (self.precision + 1)) - 1;
-        let shift = 63 - (value | exact).leading_zeros() - self.precision;
+        let shift = 63 - (value | self.exact).leading_zeros() - self.precision;
         ((shift as usize) << self.precision) + (value >> shift) as usize
     }
 
