@@ -253,7 +253,8 @@ impl World<'_> {
 
     /// Schedules a retry of the call, made by client definition `group`,
     /// when the client's policy allows one.
-    #[inline]
+    // Always inlined, so that checking for a policy costs no call.
+    #[inline(always)]
     fn maybe_retry_call(&mut self, call_handle: Handle, group: u32, outcome: TryOutcome) -> bool {
         // Without a policy nothing else needs looking up.
         let scenario = self.scenario;

@@ -200,6 +200,19 @@ fn seconds(value: f64) -> SimDuration {
     SimDuration::from_secs_rounded(value)
 }
 
+/// Chooses the Envoy worker whose connection a keep-alive client's worker
+/// `slot` holds to `replica`, by hashing the four numbers.
+///
+/// Kept out of line, because formatting the key makes it large, so that
+/// `pick_envoy` is small enough to inline.
+#[inline(never)]
+fn keep_alive_worker(group: u32, index: u32, slot: u32, replica: u32, workers: u32) -> u32 {
+    let mut key = rng::Fnv1a::new();
+    // Writing into a hasher cannot fail.
+    let _ = write!(key, "{group}/{index}/{slot}/{replica}");
+    (key.finish() % u64::from(workers)) as u32
+}
+
 impl World<'_> {
     /// Starts every instance of a client definition.
     pub(super) fn start_group(&mut self, group: usize) {
@@ -407,7 +420,7 @@ impl World<'_> {
     /// Chooses the Envoy replica and worker for a new request of an
     /// instance, as the scenario's spread and the client's connection reuse
     /// decide.
-    #[inline]
+    #[inline(always)]
     pub(super) fn pick_envoy(&mut self, instance_index: u32, slot: u32) -> (u32, u32) {
         let replicas = self.scenario.envoy.replicas;
         let workers = self.scenario.envoy.workers;
@@ -428,14 +441,7 @@ impl World<'_> {
         };
         let worker = match client.connection {
             Connection::KeepAlive => {
-                let mut key = rng::Fnv1a::new();
-                // Writing into a hasher cannot fail.
-                let _ = write!(
-                    key,
-                    "{}/{}/{slot}/{replica}",
-                    instance.group, instance.index
-                );
-                (key.finish() % u64::from(workers)) as u32
+                keep_alive_worker(instance.group, instance.index, slot, replica, workers)
             }
             Connection::PerRequest => {
                 rng::below(&mut instance.routing_rng, u64::from(workers)) as u32
