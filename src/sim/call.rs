@@ -190,7 +190,7 @@ impl World<'_> {
             call.current = None;
         }
         if call.finished && call.refs == 0 {
-            self.workload.calls.discard(call_handle);
+            self.workload.calls.remove(call_handle);
             return;
         }
         if !current {
@@ -311,7 +311,7 @@ impl World<'_> {
         let (instance_index, slot, started, tries) =
             (call.instance, call.slot, call.started, call.tries);
         if call.refs == 0 {
-            self.workload.calls.discard(call_handle);
+            self.workload.calls.remove(call_handle);
         }
         let instance = &self.workload.instances[instance_index as usize];
         let group = instance.group as usize;
