@@ -200,8 +200,8 @@ fn seconds(value: f64) -> SimDuration {
     SimDuration::from_secs_rounded(value)
 }
 
-/// Chooses the Envoy worker whose connection a keep-alive client's worker
-/// `slot` holds to `replica`, by hashing the four numbers.
+/// Chooses the Envoy worker that serves the keep-alive connection of client
+/// worker `slot` to `replica`, by hashing the four numbers.
 ///
 /// Kept out of line, because formatting the key makes it large, so that
 /// `pick_envoy` is small enough to inline.
