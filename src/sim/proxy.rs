@@ -544,21 +544,15 @@ impl Repeated {
     }
 }
 
-/// Finds the first route matching a request, matching once per client
-/// instance and repeated request (see [`Repeated`]). Routes do not change
-/// during a run, and matching reads only the host, method, path and
-/// headers.
+/// Finds the first route matching a request of `instance` made for `call`,
+/// matching once per client instance and repeated request (see
+/// [`Repeated`]). Routes do not change during a run, and matching reads
+/// only the host, method, path and headers.
 pub(super) fn matched_route(
     model: &GatewayModel,
-    workload: &mut Workload,
-    request: &Request,
+    instance: &mut Instance,
+    call: &Call,
 ) -> Option<usize> {
-    let instance_index = request.instance as usize;
-    let Some(call) = workload.calls.get(request.call) else {
-        return match_route(model, &request.attrs(workload));
-    };
-
-    let instance = &workload.instances[instance_index];
     let repeated = Repeated::of(instance, call);
     let cached = match repeated {
         Some(Repeated::User(user)) => instance.user_routes.get(user as usize).copied().flatten(),
@@ -569,9 +563,8 @@ pub(super) fn matched_route(
         return route.map(|route| route as usize);
     }
 
-    let route = match_route(model, &request.attrs(workload));
+    let route = match_route(model, &attrs_of(instance, call));
     let stored = route.map(|route| route as u32);
-    let instance = &mut workload.instances[instance_index];
     match repeated {
         Some(Repeated::User(user)) => {
             let user = user as usize;
@@ -585,6 +578,74 @@ pub(super) fn matched_route(
     }
     route
 }
+
+/// Returns what routing and rate limiting read of a request of `instance`
+/// made for `call`, as [`Request::attrs`] does for a request whose call
+/// is already at hand.
+fn attrs_of<'a>(instance: &'a Instance, call: &'a Call) -> RequestAttrs<'a> {
+    RequestAttrs {
+        host: &instance.host,
+        path: &call.path,
+        method: &instance.method,
+        headers: &call.headers,
+        source_ip: instance.source_ip,
+    }
+}
+
+/// Runs the filters that follow the fault filter's delay, up to the global
+/// rate limit: the fault abort, then the route's local rate limit, which
+/// counts its stats in `replica`. Returns the status of the local reply
+/// one of them sends, or `None` when the request passes both.
+///
+/// Inlined because it runs on every request that has no fault delay, and
+/// the compiler keeps it apart from `arrive_at_proxy` otherwise.
+#[inline(always)]
+fn run_filters_after_delay(
+    route: &Route,
+    route_index: usize,
+    fault_abort: Option<u16>,
+    replica: &mut Replica,
+    workload: &Workload,
+    request: &Request,
+    now: SimTime,
+) -> Option<u16> {
+    if let Some(status) = fault_abort {
+        replica.stats.fault_aborts_injected += 1;
+        return Some(status);
+    }
+    let config = route.local_rate_limit.as_ref()?;
+    let decision = match replica.limiters[route_index].as_mut() {
+        Some(limiter) => {
+            let instance = &workload.instances[request.instance as usize];
+            let call = workload.calls.get(request.call).expect(CALL_NOT_FOUND);
+            let attrs = attrs_of(instance, call);
+            match Repeated::of(instance, call) {
+                Some(repeated) => {
+                    limiter.check_repeated(&attrs, repeated.limiter_key(request.instance), now)
+                }
+                None => limiter.check(&attrs, now),
+            }
+        }
+        None => Decision::Allowed,
+    };
+    replica.stats.local_rate_limit_enabled += 1;
+    match decision {
+        Decision::Allowed => replica.stats.local_rate_limit_ok += 1,
+        Decision::ShadowLimited => {
+            replica.stats.local_rate_limit_ok += 1;
+            replica.stats.local_rate_limit_rate_limited += 1;
+        }
+        Decision::Limited => {
+            replica.stats.local_rate_limit_rate_limited += 1;
+            replica.stats.local_rate_limit_enforced += 1;
+            return Some(config.status);
+        }
+    }
+    None
+}
+
+const CALL_NOT_FOUND: &str =
+    "call of a request in flight not found, though the request holds a reference to it";
 
 /// Finds the first route matching a request.
 pub(crate) fn match_route(model: &GatewayModel, request: &RequestAttrs<'_>) -> Option<usize> {
@@ -678,8 +739,11 @@ impl World<'_> {
         retry_after: Option<SimDuration>,
     ) {
         // The downstream stream ends here, which is when response costs
-        // reach the global rate limit service.
-        self.global_stream_done(handle);
+        // reach the global rate limit service. Without any global filter,
+        // no request reaches one, so there is nothing to send.
+        if self.rate_limit_service.enabled {
+            self.global_stream_done(handle);
+        }
         self.proxies.replicas[replica as usize]
             .stats
             .count_response(status);
@@ -734,12 +798,15 @@ impl World<'_> {
 
     /// A request reached its replica: route it and run the filters.
     pub(super) fn arrive_at_proxy(&mut self, handle: Handle) {
-        let model = &self.scenario.gateway;
-        let Some(request) = self.proxies.requests.get(handle) else {
+        let scenario = self.scenario;
+        let now = self.queue.now();
+        let Some(request) = self.proxies.requests.get_mut(handle) else {
             return;
         };
         let replica_index = request.replica;
-        let route_index = matched_route(model, &mut self.workload, request);
+        let call = self.workload.calls.get(request.call).expect(CALL_NOT_FOUND);
+        let instance = &mut self.workload.instances[request.instance as usize];
+        let route_index = matched_route(&scenario.gateway, instance, call);
         let replica = &mut self.proxies.replicas[replica_index as usize];
         replica.stats.downstream_rq_total += 1;
         let Some(route_index) = route_index else {
@@ -747,7 +814,7 @@ impl World<'_> {
             self.local_reply(handle, replica_index, 404);
             return;
         };
-        let route = &model.routes[route_index];
+        let route = &scenario.gateway.routes[route_index];
         if let RouteAction::DirectResponse { status, .. } = route.action {
             self.local_reply(handle, replica_index, status);
             return;
@@ -769,32 +836,40 @@ impl World<'_> {
                 abort = Some(spec.http_status);
             }
         }
-        if let Some(request) = self.proxies.requests.get_mut(handle) {
-            request.router = Some(RouterState {
-                route: route_index as u32,
-                cluster: u32::MAX,
-                retries_remaining: 0,
-                backoff: None,
-                retry_held: false,
-                retried: false,
-                current: None,
-                attempts: 0,
-                hosts_tried: HostsTried::default(),
-                fault_abort: abort,
-                done: false,
-            });
+        request.router = Some(RouterState {
+            route: route_index as u32,
+            cluster: u32::MAX,
+            retries_remaining: 0,
+            backoff: None,
+            retry_held: false,
+            retried: false,
+            current: None,
+            attempts: 0,
+            hosts_tried: HostsTried::default(),
+            fault_abort: abort,
+            done: false,
+        });
+        if let Some(delay) = delay {
+            self.schedule_in(delay, Event::FaultDelayDone { request: handle });
+            return;
         }
-        match delay {
-            Some(delay) => self.schedule_in(delay, Event::FaultDelayDone { request: handle }),
-            None => self.after_fault_delay(handle),
-        }
+        let reply = run_filters_after_delay(
+            route,
+            route_index,
+            abort,
+            replica,
+            &self.workload,
+            request,
+            now,
+        );
+        self.finish_local_filters(handle, replica_index, route, reply);
     }
 
     /// The filters after the fault filter's delay: abort, local rate limit,
-    /// then the router.
+    /// then the global rate limit and the router.
     pub(super) fn after_fault_delay(&mut self, handle: Handle) {
-        let model = &self.scenario.gateway;
-        let now = self.now();
+        let scenario = self.scenario;
+        let now = self.queue.now();
         let Some(request) = self.proxies.requests.get(handle) else {
             return;
         };
@@ -803,53 +878,36 @@ impl World<'_> {
         };
         let replica_index = request.replica;
         let route_index = router.route as usize;
-        if let Some(status) = router.fault_abort {
-            self.proxies.replicas[replica_index as usize]
-                .stats
-                .fault_aborts_injected += 1;
-            self.local_reply(handle, replica_index, status);
-            return;
-        }
-        let route = &model.routes[route_index];
-        if let Some(config) = &route.local_rate_limit {
-            let replica = &mut self.proxies.replicas[replica_index as usize];
-            let decision = match replica.limiters[route_index].as_mut() {
-                Some(limiter) => {
-                    let attrs = request.attrs(&self.workload);
-                    let instance = &self.workload.instances[request.instance as usize];
-                    let repeated = self
-                        .workload
-                        .calls
-                        .get(request.call)
-                        .and_then(|call| Repeated::of(instance, call));
-                    match repeated {
-                        Some(repeated) => limiter.check_repeated(
-                            &attrs,
-                            repeated.limiter_key(request.instance),
-                            now,
-                        ),
-                        None => limiter.check(&attrs, now),
-                    }
-                }
-                None => Decision::Allowed,
-            };
-            replica.stats.local_rate_limit_enabled += 1;
-            match decision {
-                Decision::Allowed => replica.stats.local_rate_limit_ok += 1,
-                Decision::ShadowLimited => {
-                    replica.stats.local_rate_limit_ok += 1;
-                    replica.stats.local_rate_limit_rate_limited += 1;
-                }
-                Decision::Limited => {
-                    replica.stats.local_rate_limit_rate_limited += 1;
-                    replica.stats.local_rate_limit_enforced += 1;
-                    let status = config.status;
-                    self.local_reply(handle, replica_index, status);
-                    return;
-                }
+        let route = &scenario.gateway.routes[route_index];
+        let reply = run_filters_after_delay(
+            route,
+            route_index,
+            router.fault_abort,
+            &mut self.proxies.replicas[replica_index as usize],
+            &self.workload,
+            request,
+            now,
+        );
+        self.finish_local_filters(handle, replica_index, route, reply);
+    }
+
+    /// Sends the local reply of the fault or local rate limit filter, if
+    /// any, or else hands the request on to the global rate limit filters,
+    /// or straight to the router when the route has none.
+    fn finish_local_filters(
+        &mut self,
+        handle: Handle,
+        replica: u32,
+        route: &Route,
+        reply: Option<u16>,
+    ) {
+        match reply {
+            Some(status) => self.local_reply(handle, replica, status),
+            None if rate_limit_service::global_filter(route, 0).is_some() => {
+                self.run_global_filters(handle)
             }
+            None => self.router_start(handle),
         }
-        self.run_global_filters(handle);
     }
 }
 
