@@ -76,13 +76,7 @@ impl Request {
         let call = workload.calls.get(self.call).expect(
             "call of a request in flight not found, though the request holds a reference to it",
         );
-        RequestAttrs {
-            host: &instance.host,
-            path: &call.path,
-            method: &instance.method,
-            headers: &call.headers,
-            source_ip: instance.source_ip,
-        }
+        attrs_of(instance, call)
     }
 }
 
@@ -580,8 +574,8 @@ pub(super) fn matched_route(
 }
 
 /// Returns what routing and rate limiting read of a request of `instance`
-/// made for `call`, as [`Request::attrs`] does for a request whose call
-/// is already at hand.
+/// made for `call`: the call's path and headers and the instance's method,
+/// host and address.
 fn attrs_of<'a>(instance: &'a Instance, call: &'a Call) -> RequestAttrs<'a> {
     RequestAttrs {
         host: &instance.host,
