@@ -533,6 +533,13 @@ impl LocalLimiter {
 
     /// Decides one request, debiting the buckets it matches.
     pub fn check(&mut self, request: &RequestAttrs<'_>, now: SimTime) -> Decision {
+        self.match_request(request);
+        self.debit_matched(now)
+    }
+
+    /// Builds the descriptors of `request` and stores the configured
+    /// descriptors they match in `matched`, strictest first.
+    fn match_request(&mut self, request: &RequestAttrs<'_>) {
         build_descriptors(
             &self.config.rate_limits,
             request,
@@ -540,7 +547,6 @@ impl LocalLimiter {
             &mut self.entries,
         );
         self.match_descriptors();
-        self.debit_matched(now)
     }
 
     /// Decides one request as [`Self::check`] does, given that every
@@ -562,13 +568,7 @@ impl LocalLimiter {
         let (range, unbuilt) = match self.cache.get(key) {
             Some(range) => (range, Some(request)),
             None => {
-                build_descriptors(
-                    &self.config.rate_limits,
-                    request,
-                    &mut self.descriptors,
-                    &mut self.entries,
-                );
-                self.match_descriptors();
+                self.match_request(request);
                 (self.cache.insert(key, &self.matched), None)
             }
         };
