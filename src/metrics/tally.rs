@@ -29,7 +29,7 @@ pub(super) struct Tally {
 }
 
 impl Tally {
-    /// A tally with the bucket layout of `histogram`, which must have a
+    /// Creates a tally with the bucket layout of `histogram`, which must have a
     /// lowest discernible value of 1.
     pub(super) fn for_histogram(histogram: &Histogram<u64>) -> Tally {
         // Above its exact range an HDR histogram splits [2^32, 2^33) into
@@ -54,7 +54,7 @@ impl Tally {
         ((shift as usize) << self.precision) + (value >> shift) as usize
     }
 
-    /// The lowest value of bucket `index`.
+    /// Returns the lowest value of bucket `index`.
     fn lowest_value(&self, index: usize) -> u64 {
         let shift = (index >> self.precision).saturating_sub(1);
         ((index - (shift << self.precision)) as u64) << shift
