@@ -66,13 +66,18 @@ impl SimDuration {
     /// Rounds a non-negative number of seconds to the nearest nanosecond,
     /// saturating at the largest span; negative and NaN inputs give zero.
     pub fn from_secs_rounded(secs: f64) -> SimDuration {
-        let nanos = (secs * 1e9).round();
-        if nanos.is_nan() || nanos <= 0.0 {
+        let nanos = secs * 1e9;
+        // `f64::round` is a library call on x86-64 without SSE4.1, and
+        // this runs for every drawn delay. Truncating and comparing the
+        // exact remainder rounds halves up, as `round` does for positive
+        // values.
+        if nanos.is_nan() || nanos < 0.5 {
             SimDuration(0)
         } else if nanos >= u64::MAX as f64 {
             SimDuration(u64::MAX)
         } else {
-            SimDuration(nanos as u64)
+            let whole = nanos as u64;
+            SimDuration(whole + u64::from(nanos - whole as f64 >= 0.5))
         }
     }
 
@@ -182,6 +187,55 @@ mod tests {
             SimDuration::from_secs_rounded(0.0125),
             SimDuration::from_micros(12_500)
         );
+    }
+
+    #[test]
+    fn rounded_seconds_match_round() {
+        let reference = |secs: f64| {
+            let nanos = (secs * 1e9).round();
+            if nanos.is_nan() || nanos <= 0.0 {
+                SimDuration(0)
+            } else if nanos >= u64::MAX as f64 {
+                SimDuration(u64::MAX)
+            } else {
+                SimDuration(nanos as u64)
+            }
+        };
+        let mut edges = vec![
+            0.0,
+            -0.0,
+            0.5e-9,
+            0.49999999999999994e-9,
+            1.5e-9,
+            2.5e-9,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            9_007_199_254.740_993,
+            18_446_744_073.709_55,
+        ];
+        // Halves and their neighbours at many magnitudes.
+        for exponent in 0..64 {
+            let nanos = (1u64 << exponent) as f64 + 0.5;
+            for value in [nanos, nanos.next_down(), nanos.next_up()] {
+                edges.push(value / 1e9);
+            }
+        }
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        for _ in 0..100_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            edges.push(f64::from_bits(state >> 2) % 1e4);
+        }
+        for secs in edges {
+            assert_eq!(
+                SimDuration::from_secs_rounded(secs),
+                reference(secs),
+                "{secs:e}"
+            );
+        }
     }
 
     #[test]

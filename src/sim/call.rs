@@ -7,10 +7,8 @@
 //! When the client's timeout fires it closes its connection, so Envoy stops
 //! working on that request, while the backend finishes what it started.
 
-use std::rc::Rc;
-
 use super::proxy::Request;
-use super::workload::Workload;
+use super::workload::{Instance, UserRequest, Workload};
 use super::{Event, Handle, RequestRecord, World};
 use crate::client_retry::{self, TryOutcome};
 use crate::metrics::{CLIENT_TIMEOUT_STATUS, Site};
@@ -35,13 +33,41 @@ pub(crate) struct Call {
     /// refer to the call.
     pub refs: u32,
     pub finished: bool,
-    pub path: Rc<str>,
-    pub headers: Rc<Vec<(String, String)>>,
-    /// The user whose cached headers and path the call carries, if any.
-    /// Calls of one client with the same user send the same headers.
-    pub user: Option<u32>,
+    /// Where the call's headers and path are kept.
+    pub request: CallRequest,
     pub input_tokens: u64,
     pub output_tokens: u64,
+}
+
+/// The headers and path a call sends. Most calls send those of their
+/// instance or of a user in the instance's user cache, which stay put for
+/// the whole run, so the call names them rather than holding a copy.
+pub(crate) enum CallRequest {
+    /// The instance's own headers and path.
+    Own,
+    /// Those of this user in the instance's user cache.
+    User(u32),
+    /// Those of a user beyond the cache, expanded for this call alone.
+    Expanded(Box<UserRequest>),
+}
+
+impl Call {
+    /// The headers and path the call sends; `instance` is the call's.
+    pub fn headers_and_path<'a>(
+        &'a self,
+        instance: &'a Instance,
+    ) -> (&'a [(String, String)], &'a str) {
+        match &self.request {
+            CallRequest::Own => (&instance.headers, &instance.path),
+            CallRequest::User(user) => {
+                let expanded = instance.user_cache[*user as usize]
+                    .as_ref()
+                    .expect("a call's user is in its instance's user cache");
+                (&expanded.0, &expanded.1)
+            }
+            CallRequest::Expanded(expanded) => (&expanded.0, &expanded.1),
+        }
+    }
 }
 
 impl Workload {

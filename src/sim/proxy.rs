@@ -10,10 +10,9 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::rc::Rc;
 
 use super::backend::Backends;
-use super::call::Call;
+use super::call::{Call, CallRequest};
 use super::rate_limit_service::{self, GlobalFilterState};
 use super::stats::{ClusterStats, EnvoyStats, HttpStats};
 use super::workload::{Instance, Workload};
@@ -512,15 +511,11 @@ impl Repeated {
     /// Returns which repeated request `call` of `instance` carries, or
     /// `None` for a user beyond the cache, whose headers are expanded for
     /// this call alone.
-    pub(super) fn of(instance: &Instance, call: &Call) -> Option<Repeated> {
-        match call.user {
-            Some(user) => Some(Repeated::User(user)),
-            None if Rc::ptr_eq(&call.headers, &instance.headers)
-                && Rc::ptr_eq(&call.path, &instance.path) =>
-            {
-                Some(Repeated::Own)
-            }
-            None => None,
+    pub(super) fn of(call: &Call) -> Option<Repeated> {
+        match call.request {
+            CallRequest::Own => Some(Repeated::Own),
+            CallRequest::User(user) => Some(Repeated::User(user)),
+            CallRequest::Expanded(_) => None,
         }
     }
 
@@ -547,7 +542,7 @@ pub(super) fn matched_route(
     instance: &mut Instance,
     call: &Call,
 ) -> Option<usize> {
-    let repeated = Repeated::of(instance, call);
+    let repeated = Repeated::of(call);
     let cached = match repeated {
         Some(Repeated::User(user)) => instance.user_routes.get(user as usize).copied().flatten(),
         Some(Repeated::Own) => instance.own_route,
@@ -577,11 +572,12 @@ pub(super) fn matched_route(
 /// made for `call`: the call's path and headers and the instance's method,
 /// host and address.
 fn attrs_of<'a>(instance: &'a Instance, call: &'a Call) -> RequestAttrs<'a> {
+    let (headers, path) = call.headers_and_path(instance);
     RequestAttrs {
         host: &instance.host,
-        path: &call.path,
+        path,
         method: &instance.method,
-        headers: &call.headers,
+        headers,
         source_ip: instance.source_ip,
     }
 }
@@ -613,7 +609,7 @@ fn run_filters_after_delay(
             let instance = &workload.instances[request.instance as usize];
             let call = workload.calls.get(request.call).expect(CALL_NOT_FOUND);
             let attrs = attrs_of(instance, call);
-            match Repeated::of(instance, call) {
+            match Repeated::of(call) {
                 Some(repeated) => {
                     limiter.check_repeated(&attrs, repeated.limiter_key(request.instance), now)
                 }

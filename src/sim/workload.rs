@@ -2,9 +2,8 @@
 
 use std::fmt::Write;
 use std::net::{IpAddr, Ipv4Addr};
-use std::rc::Rc;
 
-use super::call::Call;
+use super::call::{Call, CallRequest};
 use super::{Event, Slab, Truncation, World};
 use crate::client_retry;
 use crate::rng::{self, Stream, Streams};
@@ -16,12 +15,10 @@ pub(crate) struct Instance {
     pub group: u32,
     /// Number among the instances of its definition.
     pub index: u32,
-    // A run is single-threaded, so these shared strings count references
-    // without atomics.
-    pub method: Rc<str>,
-    pub path: Rc<str>,
-    pub host: Rc<str>,
-    pub headers: Rc<Vec<(String, String)>>,
+    pub method: Box<str>,
+    pub path: Box<str>,
+    pub host: Box<str>,
+    pub headers: Box<[(String, String)]>,
     /// True when headers or path contain `{user}` (open clients with users).
     pub per_user: bool,
     /// Headers and path already expanded, indexed by user, so a returning
@@ -76,7 +73,7 @@ pub(crate) struct Workload {
 }
 
 /// The headers and path of one user's requests.
-pub(crate) type UserRequest = (Rc<Vec<(String, String)>>, Rc<str>);
+pub(crate) type UserRequest = (Box<[(String, String)]>, Box<str>);
 
 /// Users whose expanded requests one instance keeps.
 const USER_CACHE_CAPACITY: usize = 65_536;
@@ -84,14 +81,11 @@ const USER_CACHE_CAPACITY: usize = 65_536;
 /// Expands `{user}` in a client's headers and path.
 fn expand_user(headers: &[(String, String)], path: &str, user: u64) -> UserRequest {
     let text = user.to_string();
-    let headers: Vec<(String, String)> = headers
+    let headers = headers
         .iter()
         .map(|(k, v)| (k.clone(), v.replace("{user}", &text)))
         .collect();
-    (
-        Rc::new(headers),
-        Rc::from(path.replace("{user}", &text).as_str()),
-    )
+    (headers, path.replace("{user}", &text).into())
 }
 
 fn expand(template: &str, index: u32) -> String {
@@ -176,10 +170,10 @@ fn new_instance(
     Instance {
         group,
         index,
-        method: Rc::from(template.method.as_str()),
-        path: Rc::from(path.as_str()),
-        host: Rc::from(expand(&template.host, index).as_str()),
-        headers: Rc::new(headers),
+        method: template.method.as_str().into(),
+        path: path.into(),
+        host: expand(&template.host, index).into(),
+        headers: headers.into(),
         per_user,
         user_cache: Vec::new(),
         own_route: None,
@@ -367,8 +361,7 @@ impl World<'_> {
                 (input, output)
             }
         };
-        let mut cached_user = None;
-        let (headers, path) = match user {
+        let request = match user {
             Some(user) if instance.per_user => {
                 let slot = usize::try_from(user)
                     .ok()
@@ -378,16 +371,20 @@ impl World<'_> {
                         if instance.user_cache.len() <= slot {
                             instance.user_cache.resize(slot + 1, None);
                         }
-                        let (headers, path) = instance.user_cache[slot].get_or_insert_with(|| {
-                            expand_user(&instance.headers, &instance.path, user)
-                        });
-                        cached_user = u32::try_from(slot).ok();
-                        (headers.clone(), path.clone())
+                        if instance.user_cache[slot].is_none() {
+                            instance.user_cache[slot] =
+                                Some(expand_user(&instance.headers, &instance.path, user));
+                        }
+                        CallRequest::User(slot as u32)
                     }
-                    None => expand_user(&instance.headers, &instance.path, user),
+                    None => CallRequest::Expanded(Box::new(expand_user(
+                        &instance.headers,
+                        &instance.path,
+                        user,
+                    ))),
                 }
             }
-            _ => (instance.headers.clone(), instance.path.clone()),
+            _ => CallRequest::Own,
         };
         instance.sent += 1;
         instance.in_flight += 1;
@@ -406,9 +403,7 @@ impl World<'_> {
             executions: 0,
             refs: 0,
             finished: false,
-            path,
-            headers,
-            user: cached_user,
+            request,
             input_tokens,
             output_tokens,
         });
