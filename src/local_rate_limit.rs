@@ -43,14 +43,24 @@ const TOKEN_TOLERANCE: f64 = 1e-12;
 /// One token bucket.
 #[derive(Clone, Debug)]
 pub struct TokenBucket {
+    shape: BucketShape,
+    level: BucketLevel,
+}
+
+/// What a bucket's configuration fixes. Per-value buckets of one
+/// descriptor share theirs, so each stores only its [`BucketLevel`].
+#[derive(Clone, Copy, Debug)]
+struct BucketShape {
     max_tokens: f64,
     /// Tokens per second.
     fill_rate: f64,
-    state: BucketState,
+    tokens_per_fill: f64,
+    fill_interval_ns: u64,
 }
 
-#[derive(Clone, Debug)]
-enum BucketState {
+/// The tokens of a bucket, in the form its refill model keeps them.
+#[derive(Clone, Copy, Debug)]
+enum BucketLevel {
     /// Envoy's atomic bucket stores one instant `T`: tokens available at
     /// `now` are `min(max, (now - T) * rate)`. `T` is kept as an integer
     /// instant minus a span in seconds, so that the subtraction stays exact
@@ -58,69 +68,58 @@ enum BucketState {
     Continuous { origin: SimTime, offset_s: f64 },
     Timer {
         tokens: f64,
-        tokens_per_fill: f64,
-        fill_interval_ns: u64,
         /// Tick count already applied (ticks at multiples of the interval).
         ticks_applied: u64,
     },
 }
 
-impl TokenBucket {
-    /// A full bucket created at `now`.
-    pub fn new(spec: &TokenBucketSpec, model: RefillModel, now: SimTime) -> TokenBucket {
-        let max_tokens = f64::from(spec.max_tokens);
+impl BucketShape {
+    fn new(spec: &TokenBucketSpec) -> BucketShape {
         let interval_s = spec.fill_interval.as_secs_f64();
         let rate = if interval_s > 0.0 {
             f64::from(spec.tokens_per_fill) / interval_s
         } else {
             f64::INFINITY
         };
-        let fill_rate = rate.max(MIN_FILL_RATE_PER_S);
-        let state = match model {
-            RefillModel::Continuous => BucketState::Continuous {
-                origin: now,
-                offset_s: max_tokens / fill_rate,
-            },
-            RefillModel::Timer => BucketState::Timer {
-                tokens: max_tokens,
-                tokens_per_fill: f64::from(spec.tokens_per_fill),
-                fill_interval_ns: spec.fill_interval.as_nanos().max(1),
-                ticks_applied: now.as_nanos() / spec.fill_interval.as_nanos().max(1),
-            },
-        };
-        TokenBucket {
-            max_tokens,
-            fill_rate,
-            state,
+        BucketShape {
+            max_tokens: f64::from(spec.max_tokens),
+            fill_rate: rate.max(MIN_FILL_RATE_PER_S),
+            tokens_per_fill: f64::from(spec.tokens_per_fill),
+            fill_interval_ns: spec.fill_interval.as_nanos().max(1),
         }
     }
 
-    /// Tokens per second this bucket refills at.
-    pub fn fill_rate(&self) -> f64 {
-        self.fill_rate
+    /// The level of a full bucket created at `now`.
+    fn full(&self, model: RefillModel, now: SimTime) -> BucketLevel {
+        match model {
+            RefillModel::Continuous => BucketLevel::Continuous {
+                origin: now,
+                offset_s: self.max_tokens / self.fill_rate,
+            },
+            RefillModel::Timer => BucketLevel::Timer {
+                tokens: self.max_tokens,
+                ticks_applied: now.as_nanos() / self.fill_interval_ns,
+            },
+        }
     }
+}
 
-    pub fn max_tokens(&self) -> f64 {
-        self.max_tokens
-    }
-
-    /// Tokens available at `now`.
-    pub fn available(&mut self, now: SimTime) -> f64 {
-        match &mut self.state {
-            BucketState::Continuous { origin, offset_s } => {
+impl BucketLevel {
+    /// Tokens available at `now` in a bucket of `shape`.
+    fn available(&mut self, shape: &BucketShape, now: SimTime) -> f64 {
+        match self {
+            BucketLevel::Continuous { origin, offset_s } => {
                 let elapsed = now.saturating_since(*origin).as_secs_f64() + *offset_s;
-                (elapsed * self.fill_rate).min(self.max_tokens)
+                (elapsed * shape.fill_rate).min(shape.max_tokens)
             }
-            BucketState::Timer {
+            BucketLevel::Timer {
                 tokens,
-                tokens_per_fill,
-                fill_interval_ns,
                 ticks_applied,
             } => {
-                let ticks = now.as_nanos() / *fill_interval_ns;
+                let ticks = now.as_nanos() / shape.fill_interval_ns;
                 if ticks > *ticks_applied {
-                    let added = (ticks - *ticks_applied) as f64 * *tokens_per_fill;
-                    *tokens = (*tokens + added).min(self.max_tokens);
+                    let added = (ticks - *ticks_applied) as f64 * shape.tokens_per_fill;
+                    *tokens = (*tokens + added).min(shape.max_tokens);
                     *ticks_applied = ticks;
                 }
                 *tokens
@@ -128,24 +127,55 @@ impl TokenBucket {
         }
     }
 
-    /// Takes `cost` tokens if that many are available; otherwise changes
-    /// nothing and returns false.
-    pub fn consume(&mut self, cost: f64, now: SimTime) -> bool {
-        let available = self.available(now);
+    /// Takes `cost` tokens from a bucket of `shape` if that many are
+    /// available; otherwise changes nothing and returns false.
+    fn consume(&mut self, shape: &BucketShape, cost: f64, now: SimTime) -> bool {
+        let available = self.available(shape, now);
         // Envoy compares the doubles exactly; the tolerance only absorbs
         // the rounding of `elapsed * rate`, which grows with the bucket size.
-        if available + TOKEN_TOLERANCE * self.max_tokens.max(1.0) < cost {
+        if available + TOKEN_TOLERANCE * shape.max_tokens.max(1.0) < cost {
             return false;
         }
         let available = available.max(cost);
-        match &mut self.state {
-            BucketState::Continuous { origin, offset_s } => {
+        match self {
+            BucketLevel::Continuous { origin, offset_s } => {
                 *origin = now;
-                *offset_s = (available - cost) / self.fill_rate;
+                *offset_s = (available - cost) / shape.fill_rate;
             }
-            BucketState::Timer { tokens, .. } => *tokens -= cost,
+            BucketLevel::Timer { tokens, .. } => *tokens -= cost,
         }
         true
+    }
+}
+
+impl TokenBucket {
+    /// A full bucket created at `now`.
+    pub fn new(spec: &TokenBucketSpec, model: RefillModel, now: SimTime) -> TokenBucket {
+        let shape = BucketShape::new(spec);
+        TokenBucket {
+            level: shape.full(model, now),
+            shape,
+        }
+    }
+
+    /// Tokens per second this bucket refills at.
+    pub fn fill_rate(&self) -> f64 {
+        self.shape.fill_rate
+    }
+
+    pub fn max_tokens(&self) -> f64 {
+        self.shape.max_tokens
+    }
+
+    /// Tokens available at `now`.
+    pub fn available(&mut self, now: SimTime) -> f64 {
+        self.level.available(&self.shape, now)
+    }
+
+    /// Takes `cost` tokens if that many are available; otherwise changes
+    /// nothing and returns false.
+    pub fn consume(&mut self, cost: f64, now: SimTime) -> bool {
+        self.level.consume(&self.shape, cost, now)
     }
 }
 
@@ -204,12 +234,13 @@ impl Hasher for WordHasher {
 
 const NONE: u32 = u32::MAX;
 
-/// One per-value bucket. A slot fills one cache line, so that deciding a
-/// request of a known key reads one line of the bucket storage.
+/// One per-value bucket. Slots are aligned to half a cache line, so that
+/// deciding a request of a known key reads one line of the bucket storage,
+/// and two buckets share a line.
 #[derive(Debug)]
-#[repr(align(64))]
+#[repr(align(32))]
 struct DynamicSlot {
-    bucket: TokenBucket,
+    level: BucketLevel,
     /// Times the slot was given to another key, so that a slot number
     /// remembered with its generation identifies one key's bucket.
     generation: u64,
@@ -262,13 +293,13 @@ impl DynamicBuckets {
             .is_some_and(|entry| entry.generation == generation)
     }
 
-    /// Makes `slot` the most recently used and returns its bucket.
-    fn touch(&mut self, slot: u32) -> &mut TokenBucket {
+    /// Makes `slot` the most recently used and returns its bucket's level.
+    fn touch(&mut self, slot: u32) -> &mut BucketLevel {
         if self.newest != slot {
             self.unlink(slot);
             self.push_front(slot);
         }
-        &mut self.slots[slot as usize].bucket
+        &mut self.slots[slot as usize].level
     }
 
     /// Finds the slot of `key`'s bucket, or creates the bucket, evicting
@@ -277,7 +308,7 @@ impl DynamicBuckets {
     fn find_or_insert(
         &mut self,
         key: &str,
-        spec: &TokenBucketSpec,
+        shape: &BucketShape,
         capacity: usize,
         model: RefillModel,
         now: SimTime,
@@ -290,7 +321,7 @@ impl DynamicBuckets {
             self.touch(slot);
             return slot;
         }
-        let bucket = TokenBucket::new(spec, model, now);
+        let level = shape.full(model, now);
         let slot = if self.index.len() >= capacity.max(1) && self.oldest != NONE {
             let evicted = self.oldest;
             self.unlink(evicted);
@@ -298,13 +329,13 @@ impl DynamicBuckets {
             self.index.remove(&old_key);
             self.evictions += 1;
             let entry = &mut self.slots[evicted as usize];
-            entry.bucket = bucket;
+            entry.level = level;
             entry.generation += 1;
             evicted
         } else {
             self.keys.push(key.to_string());
             self.slots.push(DynamicSlot {
-                bucket,
+                level,
                 generation: 0,
             });
             self.links.push(Link {
@@ -337,7 +368,11 @@ impl DynamicBuckets {
 
 enum DescriptorBuckets {
     Fixed(TokenBucket),
-    Dynamic(DynamicBuckets),
+    /// A wildcard descriptor's per-value buckets, all of `shape`.
+    Dynamic {
+        shape: BucketShape,
+        buckets: DynamicBuckets,
+    },
 }
 
 /// A configured descriptor that the descriptor of one `rate_limits` entry
@@ -490,7 +525,10 @@ impl LocalLimiter {
             .iter()
             .map(|descriptor| {
                 if is_wildcard(descriptor) {
-                    DescriptorBuckets::Dynamic(DynamicBuckets::default())
+                    DescriptorBuckets::Dynamic {
+                        shape: BucketShape::new(&descriptor.bucket),
+                        buckets: DynamicBuckets::default(),
+                    }
                 } else {
                     DescriptorBuckets::Fixed(TokenBucket::new(&descriptor.bucket, model, now))
                 }
@@ -525,7 +563,7 @@ impl LocalLimiter {
         self.buckets
             .iter()
             .map(|b| match b {
-                DescriptorBuckets::Dynamic(dynamic) => dynamic.evictions,
+                DescriptorBuckets::Dynamic { buckets, .. } => buckets.evictions,
                 DescriptorBuckets::Fixed(_) => 0,
             })
             .sum()
@@ -726,12 +764,12 @@ impl LocalLimiter {
             ..
         } = self;
         let descriptor = hit.descriptor as usize;
-        let dynamic = match &mut buckets[descriptor] {
+        let (shape, dynamic) = match &mut buckets[descriptor] {
             DescriptorBuckets::Fixed(bucket) => return bucket.consume(1.0, now),
-            DescriptorBuckets::Dynamic(dynamic) => dynamic,
+            DescriptorBuckets::Dynamic { shape, buckets } => (&*shape, buckets),
         };
         if dynamic.is_current(hit.slot, hit.generation) {
-            return dynamic.touch(hit.slot).consume(1.0, now);
+            return dynamic.touch(hit.slot).consume(shape, 1.0, now);
         }
         if let Some(request) = unbuilt.take() {
             build_descriptors(&config.rate_limits, request, descriptors, entries);
@@ -739,14 +777,14 @@ impl LocalLimiter {
         let key = bucket_key(descriptors, hit.request as usize, key);
         let slot = dynamic.find_or_insert(
             key,
-            &config.descriptors[descriptor].bucket,
+            shape,
             config.max_dynamic_descriptors,
             *model,
             now,
         );
         hit.slot = slot;
         hit.generation = dynamic.slots[slot as usize].generation;
-        dynamic.slots[slot as usize].bucket.consume(1.0, now)
+        dynamic.slots[slot as usize].level.consume(shape, 1.0, now)
     }
 }
 
@@ -995,7 +1033,7 @@ mod tests {
                     _ => {
                         let slot = lru.find_or_insert(
                             &key,
-                            &spec,
+                            &BucketShape::new(&spec),
                             capacity,
                             RefillModel::Continuous,
                             SimTime::ZERO,
