@@ -1003,8 +1003,8 @@ mod tests {
     }
 
     #[test]
-    fn dynamic_slot_fills_one_cache_line() {
-        assert_eq!(std::mem::size_of::<DynamicSlot>(), 64);
+    fn two_dynamic_slots_share_a_cache_line() {
+        assert_eq!(std::mem::size_of::<DynamicSlot>(), 32);
     }
 
     #[test]
