@@ -44,9 +44,9 @@ impl Dist {
                 if *mean <= 0.0 {
                     0.0
                 } else {
-                    // Inverse transform: one uniform draw per sample, so the
-                    // stream advances the same way whatever the mean.
-                    -mean * (1.0 - rng::unit_f64(rng)).ln()
+                    // Scaling a unit-mean draw advances the stream the same
+                    // way whatever the mean.
+                    mean * rng::exp1(rng)
                 }
             }
             Dist::LogNormal { mu, sigma, .. } => match rand_distr::LogNormal::new(*mu, *sigma) {

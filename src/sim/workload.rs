@@ -294,9 +294,7 @@ impl World<'_> {
                 }
                 let gap = match arrival {
                     OpenArrival::Constant => 1.0 / rate_per_s,
-                    OpenArrival::Poisson => {
-                        -(1.0 - rng::unit_f64(&mut instance.rng)).ln() / rate_per_s
-                    }
+                    OpenArrival::Poisson => rng::exp1(&mut instance.rng) / rate_per_s,
                 };
                 // A gap below a nanosecond would stall the clock; one
                 // nanosecond is the resolution of simulated time.
