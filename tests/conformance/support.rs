@@ -345,14 +345,19 @@ impl Case {
 /// attempts and retries it can be 1 or more. The share is smoothed by one
 /// pseudo-count each way so that a count never seen in the real runs
 /// still has some variance.
+///
+/// The smoothing weighs the pseudo-counts against one run's requests,
+/// not all runs'. The recording backend seeds its generator with the case's
+/// seed, so every real run draws the same failures: a rare outcome that
+/// one run missed, every run misses, and the runs are no more evidence
+/// that it is rare than one run is.
 fn sampling_deviation(q: &Quantity) -> f64 {
     if q.trials <= 0.0 || q.real.is_empty() {
         return 0.0;
     }
-    let observations = q.real.len() as f64 * q.trials;
-    let per_request = q.real.iter().sum::<f64>() / observations;
+    let per_request = q.real.iter().sum::<f64>() / (q.real.len() as f64 * q.trials);
     let fraction = per_request - per_request.floor();
-    let share = (fraction * observations + 1.0) / (observations + 2.0);
+    let share = (fraction * q.trials + 1.0) / (q.trials + 2.0);
     (2.0 * q.trials * share * (1.0 - share)).sqrt()
 }
 
