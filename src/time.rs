@@ -43,6 +43,9 @@ impl SimTime {
     }
 }
 
+/// 2^63 as a double: doubles below it convert to `i64` exactly.
+const I64_LIMIT: f64 = 9_223_372_036_854_775_808.0;
+
 impl SimDuration {
     pub const ZERO: SimDuration = SimDuration(0);
     pub const MAX: SimDuration = SimDuration(u64::MAX);
@@ -75,6 +78,11 @@ impl SimDuration {
             SimDuration(0)
         } else if nanos >= u64::MAX as f64 {
             SimDuration(u64::MAX)
+        } else if nanos < I64_LIMIT {
+            // Signed conversions are one instruction each way on x86-64;
+            // unsigned ones take several. Both are exact in this range.
+            let whole = nanos as i64;
+            SimDuration(whole as u64 + u64::from(nanos - whole as f64 >= 0.5))
         } else {
             let whole = nanos as u64;
             SimDuration(whole + u64::from(nanos - whole as f64 >= 0.5))
@@ -86,7 +94,13 @@ impl SimDuration {
     }
 
     pub fn as_secs_f64(self) -> f64 {
-        self.0 as f64 / 1e9
+        // Through `i64` where it fits, which converts in one instruction on
+        // x86-64 and gives the same value.
+        let nanos = match i64::try_from(self.0) {
+            Ok(nanos) => nanos as f64,
+            Err(_) => self.0 as f64,
+        };
+        nanos / 1e9
     }
 
     pub fn as_millis_f64(self) -> f64 {
