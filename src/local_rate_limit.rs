@@ -47,8 +47,9 @@ pub struct TokenBucket {
     level: BucketLevel,
 }
 
-/// What a bucket's configuration fixes. Per-value buckets of one
-/// descriptor share theirs, so each stores only its [`BucketLevel`].
+/// The fixed part of a bucket: its capacity and refill. Per-value
+/// buckets of one descriptor share theirs, so each stores only its
+/// [`BucketLevel`].
 #[derive(Clone, Copy, Debug)]
 struct BucketShape {
     max_tokens: f64,
@@ -89,7 +90,7 @@ impl BucketShape {
         }
     }
 
-    /// The level of a full bucket created at `now`.
+    /// Returns the level of a full bucket created at `now`.
     fn full(&self, model: RefillModel, now: SimTime) -> BucketLevel {
         match model {
             RefillModel::Continuous => BucketLevel::Continuous {
@@ -149,7 +150,7 @@ impl BucketLevel {
 }
 
 impl TokenBucket {
-    /// A full bucket created at `now`.
+    /// Creates a full bucket at `now`.
     pub fn new(spec: &TokenBucketSpec, model: RefillModel, now: SimTime) -> TokenBucket {
         let shape = BucketShape::new(spec);
         TokenBucket {
@@ -775,13 +776,7 @@ impl LocalLimiter {
             build_descriptors(&config.rate_limits, request, descriptors, entries);
         }
         let key = bucket_key(descriptors, hit.request as usize, key);
-        let slot = dynamic.find_or_insert(
-            key,
-            shape,
-            config.max_dynamic_descriptors,
-            *model,
-            now,
-        );
+        let slot = dynamic.find_or_insert(key, shape, config.max_dynamic_descriptors, *model, now);
         hit.slot = slot;
         hit.generation = dynamic.slots[slot as usize].generation;
         dynamic.slots[slot as usize].level.consume(shape, 1.0, now)

@@ -33,7 +33,7 @@ pub(crate) struct Call {
     /// refer to the call.
     pub refs: u32,
     pub finished: bool,
-    /// Where the call's headers and path are kept.
+    /// The source of the call's headers and path.
     pub request: CallRequest,
     pub input_tokens: u64,
     pub output_tokens: u64,
@@ -52,7 +52,8 @@ pub(crate) enum CallRequest {
 }
 
 impl Call {
-    /// The headers and path the call sends; `instance` is the call's.
+    /// Returns the headers and path the call sends. `instance` must be
+    /// the call's own.
     pub fn headers_and_path<'a>(
         &'a self,
         instance: &'a Instance,

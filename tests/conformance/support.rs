@@ -347,10 +347,10 @@ impl Case {
 /// still has some variance.
 ///
 /// The smoothing weighs the pseudo-counts against one run's requests,
-/// not all runs'. The recording backend seeds its generator with the case's
-/// seed, so every real run draws the same failures: a rare outcome that
-/// one run missed, every run misses, and the runs are no more evidence
-/// that it is rare than one run is.
+/// not all runs'. The recording backend seeds its generator with the
+/// case's seed, so every real run draws the same failures. A rare outcome
+/// that one run missed, every run misses, so the runs are no more
+/// evidence that it is rare than one run is.
 fn sampling_deviation(q: &Quantity) -> f64 {
     if q.trials <= 0.0 || q.real.is_empty() {
         return 0.0;
