@@ -508,9 +508,9 @@ pub(super) enum Repeated {
 }
 
 impl Repeated {
-    /// Returns which repeated request `call` of `instance` carries, or
-    /// `None` for a user beyond the cache, whose headers are expanded for
-    /// this call alone.
+    /// Returns which repeated request `call` carries, or `None` for a
+    /// user beyond the cache, whose headers are expanded for this call
+    /// alone.
     pub(super) fn of(call: &Call) -> Option<Repeated> {
         match call.request {
             CallRequest::Own => Some(Repeated::Own),
