@@ -265,7 +265,7 @@ struct DynamicBuckets {
     slots: Vec<DynamicSlot>,
     /// Recency links of each slot. They are kept apart from the slots
     /// because moving a slot to the front relinks up to four slots, and
-    /// eight links share a cache line where a slot takes a whole line.
+    /// eight links share a cache line where only two slots do.
     links: Vec<Link>,
     /// Most and least recently used slots.
     newest: u32,
@@ -538,7 +538,7 @@ impl LocalLimiter {
         let rates = config
             .descriptors
             .iter()
-            .map(|descriptor| fill_rate(&descriptor.bucket))
+            .map(|descriptor| BucketShape::new(&descriptor.bucket).fill_rate)
             .collect();
         LocalLimiter {
             default_bucket: TokenBucket::new(&config.default_bucket, model, now),
@@ -819,15 +819,6 @@ fn bucket_key<'a>(
         scratch.push_str(value);
     }
     scratch
-}
-
-fn fill_rate(spec: &TokenBucketSpec) -> f64 {
-    let interval = spec.fill_interval.as_secs_f64();
-    if interval > 0.0 {
-        (f64::from(spec.tokens_per_fill) / interval).max(MIN_FILL_RATE_PER_S)
-    } else {
-        f64::INFINITY
-    }
 }
 
 fn is_wildcard(descriptor: &LocalDescriptor) -> bool {

@@ -558,7 +558,8 @@ impl Metrics {
         let micros = (latency.as_nanos() / 1_000).clamp(1, MAX_LATENCY_US);
         let metrics = &mut self.groups[group];
         metrics.last_completed = Some(now);
-        // Values are clamped into the histogram's range, so recording cannot fail.
+        // Values are clamped into the histograms' range, so flushing the
+        // tallies into them cannot fail.
         if (200..300).contains(&status) {
             metrics.tally_2xx.record(micros);
         } else {

@@ -5,15 +5,13 @@
 //! index)`. Adding a client therefore leaves every other component's draws
 //! unchanged.
 //!
-//! The generator is xoshiro256++ from `rand_xoshiro` 0.8, chosen for speed.
-//! A draw is a few adds, shifts, rotates and xors on 32 bytes of state,
-//! where ChaCha8, the generator used before, ran eight cipher rounds for
-//! each 64-byte block. The Rand project treats a change to a generator's output
-//! as value-breaking and allows one only in a new minor version (The Rust
-//! Rand Book, "Reproducibility"), so the `0.8` requirement in Cargo.toml
-//! keeps the output fixed. Changing the generator, the derivation below or
-//! the way draws become values ([`unit_f64`], [`below`], [`exp1`]) changes
-//! every recorded result.
+//! The generator is xoshiro256++ from `rand_xoshiro` 0.8, chosen for speed:
+//! a draw is a few adds, shifts, rotates and xors on 32 bytes of state. The
+//! Rand project allows changes to a generator's output only in a new minor
+//! version (The Rust Rand Book, "Reproducibility"), so the `0.8`
+//! requirement in Cargo.toml keeps the output fixed. Changing the
+//! generator, the derivation below or the way draws become values
+//! ([`unit_f64`], [`below`], [`exp1`]) changes every recorded result.
 
 use rand::{Rng, SeedableRng};
 use rand_distr::Distribution;

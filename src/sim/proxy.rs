@@ -72,9 +72,7 @@ impl Request {
     /// call's path and headers and its instance's method, host and address.
     pub(super) fn attrs<'a>(&self, workload: &'a Workload) -> RequestAttrs<'a> {
         let instance = &workload.instances[self.instance as usize];
-        let call = workload.calls.get(self.call).expect(
-            "call of a request in flight not found, though the request holds a reference to it",
-        );
+        let call = workload.calls.get(self.call).expect(CALL_NOT_FOUND);
         attrs_of(instance, call)
     }
 }

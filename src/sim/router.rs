@@ -270,12 +270,7 @@ impl World<'_> {
     ) {
         // The attempt leaves the slab at once, so every step below reads
         // this copy. None of them looks for the attempt in the slab.
-        let is_active = self
-            .proxies
-            .attempts
-            .get(attempt_handle)
-            .is_some_and(|attempt| attempt.state == AttemptState::Active);
-        if !is_active {
+        if self.active_attempt(attempt_handle).is_none() {
             return;
         }
         let Some(attempt) = self.proxies.attempts.remove(attempt_handle) else {
