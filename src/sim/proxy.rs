@@ -736,6 +736,14 @@ impl World<'_> {
             .stats
             .count_response(status);
         let latency = self.scenario.envoy.client_latency;
+        if latency.is_zero() {
+            // The client handles the response at once: it records the call
+            // and at most schedules its next request. No caller reads the
+            // request after sending its response, so the hop needs no
+            // queue event.
+            self.response_at_client(handle, status, retry_after);
+            return;
+        }
         self.schedule_in(
             latency,
             Event::ResponseAtClient {
