@@ -667,6 +667,7 @@ fn workload_steps(scenario: &Scenario) -> Result<Vec<Value>, Untranslatable> {
                 arrival: OpenArrival::Constant,
                 requests: Some(requests),
                 users: None,
+                ..
             } if client.count == 1 => {
                 json!({"kind": "rate", "rps": rate_per_s, "duration_s": *requests as f64 / rate_per_s})
             }

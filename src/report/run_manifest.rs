@@ -152,6 +152,7 @@ fn client_json(client: &ClientSpec, scenario: &Scenario) -> Value {
             arrival,
             requests,
             users,
+            ..
         } => json!({
             "kind": "open", "rate_per_s": rate_per_s,
             "arrival": match arrival { OpenArrival::Poisson => "poisson", OpenArrival::Constant => "constant" },

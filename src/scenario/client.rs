@@ -112,6 +112,9 @@ pub enum ClientKind {
     /// Requests at a rate, whether or not earlier ones finished.
     Open {
         rate_per_s: f64,
+        /// `1 / rate_per_s`, the mean time between requests in seconds:
+        /// a gap is drawn with a multiplication, not a division.
+        mean_gap_s: f64,
         arrival: OpenArrival,
         requests: Option<u64>,
         /// Each request comes from one of this many users, drawn uniformly;
@@ -589,8 +592,10 @@ fn read_kind(
                 None => Some(None),
             };
             let count = requests(diagnostics);
+            let rate = rate?;
             Some(ClientKind::Open {
-                rate_per_s: rate?,
+                rate_per_s: rate,
+                mean_gap_s: 1.0 / rate,
                 arrival: arrival?,
                 requests: count?,
                 users: users?,

@@ -283,7 +283,7 @@ impl World<'_> {
         let mut user = None;
         match &client.kind {
             ClientKind::Open {
-                rate_per_s,
+                mean_gap_s,
                 arrival,
                 users,
                 ..
@@ -293,8 +293,8 @@ impl World<'_> {
                     user = Some(rng::below(&mut instance.rng, u64::from(*users)));
                 }
                 let gap = match arrival {
-                    OpenArrival::Constant => 1.0 / rate_per_s,
-                    OpenArrival::Poisson => rng::exp1(&mut instance.rng) / rate_per_s,
+                    OpenArrival::Constant => *mean_gap_s,
+                    OpenArrival::Poisson => rng::exp1(&mut instance.rng) * mean_gap_s,
                 };
                 // A gap below a nanosecond would stall the clock; one
                 // nanosecond is the resolution of simulated time.
