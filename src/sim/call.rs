@@ -7,7 +7,7 @@
 //! When the client's timeout fires it closes its connection, so Envoy stops
 //! working on that request, while the backend finishes what it started.
 
-use super::proxy::Request;
+use super::proxy::{Request, UNROUTED};
 use super::workload::{Instance, UserRequest, Workload};
 use super::{Event, Handle, RequestRecord, World};
 use crate::client_retry::{self, TryOutcome};
@@ -151,6 +151,8 @@ impl World<'_> {
             delay: client.request.delay,
             input_tokens: call.input_tokens,
             output_tokens: call.output_tokens,
+            route: UNROUTED,
+            fault_abort: None,
             router: None,
             global: Default::default(),
             response_tokens: None,

@@ -44,7 +44,14 @@ pub(crate) struct Request {
     pub delay: Option<SimDuration>,
     pub input_tokens: u64,
     pub output_tokens: u64,
-    /// Set once the request reaches the router.
+    /// Index of the matched route, or [`UNROUTED`] before routing and
+    /// when no route matches.
+    pub route: u32,
+    /// Status the fault filter aborts the request with once its delay
+    /// ends.
+    pub fault_abort: Option<u16>,
+    /// Set once the request reaches the router, which a request answered
+    /// by a filter never does.
     pub router: Option<RouterState>,
     pub global: GlobalFilterState,
     /// Token counts of the backend's 2xx response, for response cost.
@@ -54,7 +61,7 @@ pub(crate) struct Request {
 impl Request {
     /// Index of the matched route, once the request was routed.
     pub fn route(&self) -> Option<usize> {
-        self.router.as_ref().map(|r| r.route as usize)
+        (self.route != UNROUTED).then_some(self.route as usize)
     }
 
     /// Upstream attempts made so far: the `x-envoy-attempt-count` Envoy
@@ -77,9 +84,11 @@ impl Request {
     }
 }
 
+/// [`Request::route`] of a request not routed (yet).
+pub(super) const UNROUTED: u32 = u32::MAX;
+
 /// The router's state for one request.
 pub(crate) struct RouterState {
-    pub(super) route: u32,
     pub(super) cluster: u32,
     pub(super) retries_remaining: u32,
     pub(super) backoff: Option<Backoff>,
@@ -93,8 +102,6 @@ pub(crate) struct RouterState {
     /// Hosts of the attempts so far, for the `previous_hosts` retry
     /// predicate.
     pub(super) hosts_tried: HostsTried,
-    /// Status the fault filter will abort with once its delay ends.
-    pub(super) fault_abort: Option<u16>,
     pub(super) done: bool,
 }
 
@@ -832,19 +839,8 @@ impl World<'_> {
                 abort = Some(spec.http_status);
             }
         }
-        request.router = Some(RouterState {
-            route: route_index as u32,
-            cluster: u32::MAX,
-            retries_remaining: 0,
-            backoff: None,
-            retry_held: false,
-            retried: false,
-            current: None,
-            attempts: 0,
-            hosts_tried: HostsTried::default(),
-            fault_abort: abort,
-            done: false,
-        });
+        request.route = route_index as u32;
+        request.fault_abort = abort;
         if let Some(delay) = delay {
             self.schedule_in(delay, Event::FaultDelayDone { request: handle });
             return;
@@ -869,16 +865,15 @@ impl World<'_> {
         let Some(request) = self.proxies.requests.get(handle) else {
             return;
         };
-        let Some(router) = &request.router else {
+        let Some(route_index) = request.route() else {
             return;
         };
         let replica_index = request.replica;
-        let route_index = router.route as usize;
         let route = &scenario.gateway.routes[route_index];
         let reply = run_filters_after_delay(
             route,
             route_index,
-            router.fault_abort,
+            request.fault_abort,
             &mut self.proxies.replicas[replica_index as usize],
             &self.workload,
             request,

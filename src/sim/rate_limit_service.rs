@@ -253,10 +253,10 @@ impl World<'_> {
             let Some(request) = self.proxies.requests.get_mut(handle) else {
                 return;
             };
-            let Some(router) = &request.router else {
+            let Some(route_index) = request.route() else {
                 return;
             };
-            let route = &scenario.gateway.routes[router.route as usize];
+            let route = &scenario.gateway.routes[route_index];
             let Some(config) = global_filter(route, request.global.next) else {
                 break;
             };
@@ -305,10 +305,10 @@ impl World<'_> {
         if request.global.reached == 0 {
             return;
         }
-        let Some(router) = &request.router else {
+        let Some(route_index) = request.route() else {
             return;
         };
-        let route = &scenario.gateway.routes[router.route as usize];
+        let route = &scenario.gateway.routes[route_index];
         let messages: Vec<RateLimitRequest> = (0..request.global.reached)
             .filter_map(|index| global_filter(route, index))
             .filter_map(|config| {
@@ -615,10 +615,10 @@ impl World<'_> {
         let Some(request) = self.proxies.requests.get(handle) else {
             return;
         };
-        let Some(router) = &request.router else {
+        let Some(route_index) = request.route() else {
             return;
         };
-        let route = &scenario.gateway.routes[router.route as usize];
+        let route = &scenario.gateway.routes[route_index];
         let RouteAction::Forward { cluster } = route.action else {
             return;
         };

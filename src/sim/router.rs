@@ -8,7 +8,9 @@
 //! reported to outlier detection; every other failure of an attempt is.
 
 use super::backend::BackendWork;
-use super::proxy::{Attempt, AttemptState, Replica, Request, RouterState, hash_request};
+use super::proxy::{
+    Attempt, AttemptState, HostsTried, Replica, Request, RouterState, hash_request,
+};
 use super::{Event, Handle, World};
 use crate::conn_pool::Admission;
 use crate::gateway::RouteAction;
@@ -30,19 +32,28 @@ impl World<'_> {
         let Some(request) = self.proxies.requests.get_mut(handle) else {
             return;
         };
-        let Some(router) = request.router.as_mut() else {
+        let Some(route_index) = request.route() else {
             return;
         };
-        let route_index = router.route as usize;
         let route = &model.routes[route_index];
         let RouteAction::Forward { cluster } = route.action else {
             return;
         };
-        router.cluster = cluster as u32;
-        if let Some(policy) = &route.retry {
-            router.retries_remaining = policy.num_retries;
-            router.backoff = Some(Backoff::for_policy(policy));
-        }
+        let (retries_remaining, backoff) = match &route.retry {
+            Some(policy) => (policy.num_retries, Some(Backoff::for_policy(policy))),
+            None => (0, None),
+        };
+        request.router = Some(RouterState {
+            cluster: cluster as u32,
+            retries_remaining,
+            backoff,
+            retry_held: false,
+            retried: false,
+            current: None,
+            attempts: 0,
+            hosts_tried: HostsTried::default(),
+            done: false,
+        });
         if let Some(timeout) = route.timeouts.request {
             let deadline = self.now() + timeout;
             let route = route_index as u32;
@@ -168,7 +179,7 @@ impl World<'_> {
         let Some(request) = self.proxies.requests.get(request_handle) else {
             return;
         };
-        let route = request.router.as_ref().map_or(0, |r| r.route as usize);
+        let route = request.route().unwrap_or(0);
         let endpoint = self.proxies.cluster_hosts[cluster_index as usize][host as usize] as u32;
         let work = BackendWork {
             attempt: attempt_handle,
@@ -463,7 +474,7 @@ impl World<'_> {
             router.retry_held = false;
             cluster.resources.end_retry();
         }
-        let Some(policy) = &model.routes[router.route as usize].retry else {
+        let Some(policy) = &model.routes[request.route as usize].retry else {
             return false;
         };
         if !retry::is_retriable(policy, outcome) {
