@@ -73,10 +73,10 @@ impl Call {
 
 impl Workload {
     /// Counts one more reference to `call`.
-    pub fn retain_call(&mut self, call: Handle) {
-        if let Some(call) = self.calls.get_mut(call) {
-            call.refs += 1;
-        }
+    pub fn retain_call(&mut self, call: Handle) -> Option<&Call> {
+        let call = self.calls.get_mut(call)?;
+        call.refs += 1;
+        Some(call)
     }
 
     /// Drops one reference to `call`, freeing a finished call with none
@@ -148,14 +148,11 @@ impl World<'_> {
             replica,
             worker,
             instance: instance_index,
-            delay: client.request.delay,
-            input_tokens: call.input_tokens,
-            output_tokens: call.output_tokens,
             route: UNROUTED,
             fault_abort: None,
             router: None,
             global: Default::default(),
-            response_tokens: None,
+            response_2xx: false,
         };
 
         let handle = self.proxies.requests.insert(request);

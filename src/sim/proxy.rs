@@ -21,7 +21,6 @@ use crate::circuit_breaker::Resources;
 use crate::conn_pool::{AttemptId, Overflow, Pool};
 use crate::descriptor::RequestAttrs;
 use crate::gateway::{GatewayModel, HashOn, PathMatch, Route, RouteAction};
-use crate::global_rate_limit::TokenUsage;
 use crate::load_balancer::Balancer;
 use crate::local_rate_limit::{AttrsKey, Decision, LocalLimiter};
 use crate::outlier_detection::{Detector, MergeWindow};
@@ -41,9 +40,6 @@ pub(crate) struct Request {
     pub worker: u32,
     /// The client instance that sent it, in `Workload::instances`.
     pub instance: u32,
-    pub delay: Option<SimDuration>,
-    pub input_tokens: u64,
-    pub output_tokens: u64,
     /// Index of the matched route, or [`UNROUTED`] before routing and
     /// when no route matches.
     pub route: u32,
@@ -54,8 +50,9 @@ pub(crate) struct Request {
     /// by a filter never does.
     pub router: Option<RouterState>,
     pub global: GlobalFilterState,
-    /// Token counts of the backend's 2xx response, for response cost.
-    pub response_tokens: Option<TokenUsage>,
+    /// The response is the backend's 2xx, which carries the call's token
+    /// counts for the response cost of global rate limits.
+    pub response_2xx: bool,
 }
 
 impl Request {

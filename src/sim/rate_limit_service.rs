@@ -22,7 +22,7 @@ use super::{Event, Handle, Slab, World};
 use crate::gateway::{GlobalRateLimit, HitsAddend, Route, RouteAction};
 use crate::global_rate_limit::{
     self, CallPlan, CallResult, FilterDecision, FilterSettings, LimitStats, LocalCache, Phase,
-    RateLimitRequest, Redis, ServiceConfig,
+    RateLimitRequest, Redis, ServiceConfig, TokenUsage,
 };
 use crate::rng::{Stream, Streams};
 use crate::scenario::{FaultKind, Scenario};
@@ -309,6 +309,13 @@ impl World<'_> {
             return;
         };
         let route = &scenario.gateway.routes[route_index];
+        let tokens = match self.workload.calls.get(request.call) {
+            Some(call) if request.response_2xx => Some(TokenUsage {
+                input: call.input_tokens,
+                output: call.output_tokens,
+            }),
+            _ => None,
+        };
         let messages: Vec<RateLimitRequest> = (0..request.global.reached)
             .filter_map(|index| global_filter(route, index))
             .filter_map(|config| {
@@ -316,7 +323,7 @@ impl World<'_> {
                     config,
                     &request.attrs(&self.workload),
                     Phase::StreamDone,
-                    request.response_tokens,
+                    tokens,
                 )
             })
             .collect();

@@ -14,7 +14,6 @@ use super::proxy::{
 use super::{Event, Handle, World};
 use crate::conn_pool::Admission;
 use crate::gateway::RouteAction;
-use crate::global_rate_limit::TokenUsage;
 use crate::load_balancer::HostView;
 use crate::outlier_detection::Observation;
 use crate::retry::{self, AttemptOutcome, Backoff};
@@ -181,6 +180,10 @@ impl World<'_> {
         };
         let route = request.route().unwrap_or(0);
         let endpoint = self.proxies.cluster_hosts[cluster_index as usize][host as usize] as u32;
+        let (input_tokens, output_tokens) = self
+            .workload
+            .retain_call(request.call)
+            .map_or((0, 0), |call| (call.input_tokens, call.output_tokens));
         let work = BackendWork {
             attempt: attempt_handle,
             group: request.group,
@@ -190,11 +193,10 @@ impl World<'_> {
             retry,
             client_retry: request.client_retry,
             instance: request.instance,
-            input_tokens: request.input_tokens,
-            output_tokens: request.output_tokens,
-            delay: request.delay,
+            input_tokens,
+            output_tokens,
+            delay: self.scenario.clients[request.group as usize].request.delay,
         };
-        self.workload.retain_call(request.call);
 
         let route = &self.scenario.gateway.routes[route];
         let per_try = route.retry.as_ref().and_then(|p| p.per_try_timeout);
@@ -313,12 +315,7 @@ impl World<'_> {
             if !retry {
                 // A 2xx response carries the token counts that response
                 // costs of global rate limits charge.
-                if (200..300).contains(&status) {
-                    request.response_tokens = Some(TokenUsage {
-                        input: request.input_tokens,
-                        output: request.output_tokens,
-                    });
-                }
+                request.response_2xx = (200..300).contains(&status);
                 if finish_router(request, &mut self.proxies.replicas) {
                     let replica = request.replica;
                     self.send_response(request_handle, replica, status, retry_after);
