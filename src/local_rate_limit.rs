@@ -15,7 +15,6 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::ops::Range;
 
 use crate::descriptor::{self, Descriptor, DescriptorBuffer, RequestAttrs};
 use crate::gateway::{LocalDescriptor, LocalRateLimit, RateLimitActions, TokenBucketSpec};
@@ -462,41 +461,70 @@ struct Hit {
     generation: u64,
 }
 
-/// The hits of the requests of each [`AttrsKey`] seen, in debiting order.
-/// Each key's hits are stored once, when its first request is decided,
-/// because equal attributes always match the same descriptors.
+/// The hits of one key's requests, in debiting order.
+#[derive(Clone, Copy, Debug)]
+enum CachedHits {
+    /// The only hit, kept in the entry itself: deciding a request that
+    /// matches one descriptor, the usual case, reads no other table on
+    /// the way to its bucket.
+    One(Hit),
+    /// No hit or several: a range of [`HitCache::hits`].
+    Range(u32, u32),
+}
+
+/// The hits of the requests of each [`AttrsKey`] seen. Each key's hits
+/// are stored once, when its first request is decided, because equal
+/// attributes always match the same descriptors.
 #[derive(Debug, Default)]
 struct HitCache {
-    /// Range of each key's hits in `hits`, indexed by client and variant.
-    ranges: Vec<Vec<Option<(u32, u32)>>>,
+    /// The hits of each key, indexed by client and variant.
+    entries: Vec<Vec<Option<CachedHits>>>,
+    /// The hits of the keys with none or several.
     hits: Vec<Hit>,
 }
 
 impl HitCache {
-    fn get(&self, key: AttrsKey) -> Option<Range<usize>> {
-        let (start, end) = self
-            .ranges
+    fn get(&self, key: AttrsKey) -> Option<CachedHits> {
+        self.entries
             .get(key.client as usize)?
             .get(key.variant as usize)
             .copied()
-            .flatten()?;
-        Some(start as usize..end as usize)
+            .flatten()
     }
 
-    fn insert(&mut self, key: AttrsKey, hits: &[Hit]) -> Range<usize> {
-        let start = self.hits.len();
-        self.hits.extend_from_slice(hits);
-        let end = self.hits.len();
+    fn entry_mut(&mut self, key: AttrsKey) -> &mut Option<CachedHits> {
         let (client, variant) = (key.client as usize, key.variant as usize);
-        if self.ranges.len() <= client {
-            self.ranges.resize_with(client + 1, Vec::new);
+        if self.entries.len() <= client {
+            self.entries.resize_with(client + 1, Vec::new);
         }
-        let variants = &mut self.ranges[client];
+        let variants = &mut self.entries[client];
         if variants.len() <= variant {
             variants.resize(variant + 1, None);
         }
-        variants[variant] = Some((start as u32, end as u32));
-        start..end
+        &mut variants[variant]
+    }
+
+    fn insert(&mut self, key: AttrsKey, hits: &[Hit]) -> CachedHits {
+        let cached = match hits {
+            [hit] => CachedHits::One(*hit),
+            _ => {
+                let start = self.hits.len() as u32;
+                self.hits.extend_from_slice(hits);
+                CachedHits::Range(start, self.hits.len() as u32)
+            }
+        };
+        *self.entry_mut(key) = Some(cached);
+        cached
+    }
+
+    /// Returns the hits stored for `key`, which must have an entry.
+    #[cfg(test)]
+    fn hits_of(&self, key: AttrsKey) -> Vec<Hit> {
+        match self.get(key) {
+            Some(CachedHits::One(hit)) => vec![hit],
+            Some(CachedHits::Range(start, end)) => self.hits[start as usize..end as usize].to_vec(),
+            None => panic!("no entry for {key:?}"),
+        }
     }
 }
 
@@ -597,24 +625,35 @@ impl LocalLimiter {
     ///
     /// The cache grows with the keys used and is never pruned: a table
     /// entry for every variant up to the highest one seen of each client,
-    /// plus one entry per descriptor that a key's requests match.
+    /// plus one entry per descriptor for each key whose requests match
+    /// several.
     pub fn check_repeated(
         &mut self,
         request: &RequestAttrs<'_>,
         key: AttrsKey,
         now: SimTime,
     ) -> Decision {
-        let (range, unbuilt) = match self.cache.get(key) {
-            Some(range) => (range, Some(request)),
+        let (cached, unbuilt) = match self.cache.get(key) {
+            Some(cached) => (cached, Some(request)),
             None => {
                 self.match_request(request);
                 (self.cache.insert(key, &self.matched), None)
             }
         };
-        let mut hits = std::mem::take(&mut self.cache.hits);
-        let decision = self.debit(&mut hits[range], unbuilt, now);
-        self.cache.hits = hits;
-        decision
+        match cached {
+            CachedHits::One(mut hit) => {
+                let decision = self.debit(std::slice::from_mut(&mut hit), unbuilt, now);
+                // The hit may remember a new slot for its bucket.
+                *self.cache.entry_mut(key) = Some(CachedHits::One(hit));
+                decision
+            }
+            CachedHits::Range(start, end) => {
+                let mut hits = std::mem::take(&mut self.cache.hits);
+                let decision = self.debit(&mut hits[start as usize..end as usize], unbuilt, now);
+                self.cache.hits = hits;
+                decision
+            }
+        }
     }
 
     /// Decides one request given its descriptors.
@@ -1230,10 +1269,9 @@ mod tests {
                 uncached.check(&attrs(&bob), now)
             );
         }
-        let range = cached.cache.get(user_key(1)).unwrap();
-        assert_eq!(range.len(), 1);
-        let hit = cached.cache.hits[range.start];
-        assert_ne!(hit.slot, NONE);
+        let hits = cached.cache.hits_of(user_key(1));
+        assert_eq!(hits.len(), 1);
+        assert_ne!(hits[0].slot, NONE);
         // Later requests of alice were decided from the cache alone, so the
         // buffer still contains bob's descriptor.
         assert_eq!(cached.descriptors.value(0, 0), "bob");
@@ -1260,8 +1298,7 @@ mod tests {
                     uncached.check(&attrs(headers), now)
                 );
             }
-            let range = cached.cache.get(user_key(1)).unwrap();
-            generations.push(cached.cache.hits[range.start].generation);
+            generations.push(cached.cache.hits_of(user_key(1))[0].generation);
         }
         assert_eq!(cached.evictions(), uncached.evictions());
         assert_eq!(cached.evictions(), 7);
