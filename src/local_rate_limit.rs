@@ -621,30 +621,34 @@ impl LocalLimiter {
     /// The descriptors the first request of a key matched, and where their
     /// per-value buckets were found, are kept for the next, which then
     /// builds no descriptors and looks up no keys unless its bucket was
-    /// evicted since.
+    /// evicted since. So `request` builds the request's attributes only
+    /// when they are read.
     ///
     /// The cache grows with the keys used and is never pruned: a table
     /// entry for every variant up to the highest one seen of each client,
     /// plus one entry per descriptor for each key whose requests match
     /// several.
-    pub fn check_repeated(
+    pub fn check_repeated<'r>(
         &mut self,
-        request: &RequestAttrs<'_>,
+        request: &dyn Fn() -> RequestAttrs<'r>,
         key: AttrsKey,
         now: SimTime,
     ) -> Decision {
         let (cached, unbuilt) = match self.cache.get(key) {
             Some(cached) => (cached, Some(request)),
             None => {
-                self.match_request(request);
+                self.match_request(&request());
                 (self.cache.insert(key, &self.matched), None)
             }
         };
         match cached {
             CachedHits::One(mut hit) => {
+                let found = (hit.slot, hit.generation);
                 let decision = self.debit(std::slice::from_mut(&mut hit), unbuilt, now);
-                // The hit may remember a new slot for its bucket.
-                *self.cache.entry_mut(key) = Some(CachedHits::One(hit));
+                if (hit.slot, hit.generation) != found {
+                    // The hit remembers the new slot of its bucket.
+                    *self.cache.entry_mut(key) = Some(CachedHits::One(hit));
+                }
                 decision
             }
             CachedHits::Range(start, end) => {
@@ -703,13 +707,13 @@ impl LocalLimiter {
 
     /// Debits the buckets of `hits` in order, up to the first that rejects
     /// outside shadow mode, then the default bucket if it applies.
-    /// `unbuilt` is the request when `descriptors` does not contain its
-    /// descriptors yet. They are built only when a per-value bucket has to
-    /// be looked up by its key.
-    fn debit(
+    /// `unbuilt` builds the request when `descriptors` does not contain
+    /// its descriptors yet. They are built only when a per-value bucket
+    /// has to be looked up by its key.
+    fn debit<'r>(
         &mut self,
         hits: &mut [Hit],
-        mut unbuilt: Option<&RequestAttrs<'_>>,
+        mut unbuilt: Option<&dyn Fn() -> RequestAttrs<'r>>,
         now: SimTime,
     ) -> Decision {
         let mut shadow_limited = false;
@@ -788,10 +792,10 @@ impl LocalLimiter {
     /// Takes a token from the bucket of `hit`. A per-value bucket is read
     /// from the slot that `hit` stores while that slot still contains it.
     /// Otherwise it is looked up by key, and `hit` stores its new slot.
-    fn consume_hit(
+    fn consume_hit<'r>(
         &mut self,
         hit: &mut Hit,
-        unbuilt: &mut Option<&RequestAttrs<'_>>,
+        unbuilt: &mut Option<&dyn Fn() -> RequestAttrs<'r>>,
         now: SimTime,
     ) -> bool {
         let LocalLimiter {
@@ -812,7 +816,7 @@ impl LocalLimiter {
             return dynamic.touch(hit.slot).consume(shape, 1.0, now);
         }
         if let Some(request) = unbuilt.take() {
-            build_descriptors(&config.rate_limits, request, descriptors, entries);
+            build_descriptors(&config.rate_limits, &request(), descriptors, entries);
         }
         let key = bucket_key(descriptors, hit.request as usize, key);
         let slot = dynamic.find_or_insert(key, shape, config.max_dynamic_descriptors, *model, now);
@@ -1259,7 +1263,7 @@ mod tests {
         for _ in 0..5 {
             let now = SimTime::ZERO;
             assert_eq!(
-                cached.check_repeated(&attrs(&alice), user_key(1), now),
+                cached.check_repeated(&|| attrs(&alice), user_key(1), now),
                 uncached.check(&attrs(&alice), now)
             );
             // An unkeyed request in between leaves its own descriptors in
@@ -1276,7 +1280,7 @@ mod tests {
         // buffer still contains bob's descriptor.
         assert_eq!(cached.descriptors.value(0, 0), "bob");
         assert_eq!(
-            cached.check_repeated(&attrs(&alice), user_key(1), SimTime::ZERO),
+            cached.check_repeated(&|| attrs(&alice), user_key(1), SimTime::ZERO),
             Decision::Limited
         );
     }
@@ -1294,7 +1298,7 @@ mod tests {
             let now = at_ms(round);
             for (variant, headers) in [(1, &alice), (1, &alice), (2, &bob)] {
                 assert_eq!(
-                    cached.check_repeated(&attrs(headers), user_key(variant), now),
+                    cached.check_repeated(&|| attrs(headers), user_key(variant), now),
                     uncached.check(&attrs(headers), now)
                 );
             }
@@ -1312,7 +1316,7 @@ mod tests {
         config.default_bucket = spec(2, 2, 60_000);
         let mut limiter = LocalLimiter::new(&config, RefillModel::Continuous, SimTime::ZERO);
         let outcomes: Vec<Decision> = (0..3)
-            .map(|_| limiter.check_repeated(&attrs(&[]), user_key(0), SimTime::ZERO))
+            .map(|_| limiter.check_repeated(&|| attrs(&[]), user_key(0), SimTime::ZERO))
             .collect();
         assert_eq!(
             outcomes,

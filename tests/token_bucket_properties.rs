@@ -188,7 +188,7 @@ proptest! {
             // Users 0 to 3 are variants of client 0, users 4 to 7 of client 1.
             let key = AttrsKey { client: user / 4, variant: user % 4 };
             let decision: Decision = if keyed {
-                cached.check_repeated(&request, key, now)
+                cached.check_repeated(&|| request, key, now)
             } else {
                 cached.check(&request, now)
             };

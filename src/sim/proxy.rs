@@ -610,12 +610,12 @@ fn run_filters_after_delay(
         Some(limiter) => {
             let instance = &workload.instances[request.instance as usize];
             let call = workload.calls.get(request.call).expect(CALL_NOT_FOUND);
-            let attrs = attrs_of(instance, call);
+            let attrs = || attrs_of(instance, call);
             match Repeated::of(call) {
                 Some(repeated) => {
                     limiter.check_repeated(&attrs, repeated.limiter_key(request.instance), now)
                 }
-                None => limiter.check(&attrs, now),
+                None => limiter.check(&attrs(), now),
             }
         }
         None => Decision::Allowed,
