@@ -61,10 +61,10 @@ impl Call {
         match &self.request {
             CallRequest::Own => (&instance.headers, &instance.path),
             CallRequest::User(user) => {
-                let expanded = instance.user_cache[*user as usize]
+                let cached = instance.user_cache[*user as usize]
                     .as_ref()
                     .expect("a call's user is in its instance's user cache");
-                (&expanded.0, &expanded.1)
+                (&cached.request.0, &cached.request.1)
             }
             CallRequest::Expanded(expanded) => (&expanded.0, &expanded.1),
         }

@@ -546,7 +546,10 @@ pub(super) fn matched_route(
 ) -> Option<usize> {
     let repeated = Repeated::of(call);
     let cached = match repeated {
-        Some(Repeated::User(user)) => instance.user_routes.get(user as usize).copied().flatten(),
+        Some(Repeated::User(user)) => instance
+            .user_cache
+            .get(user as usize)
+            .and_then(|cached| cached.as_ref()?.route),
         Some(Repeated::Own) => instance.own_route,
         None => None,
     };
@@ -558,11 +561,9 @@ pub(super) fn matched_route(
     let stored = route.map(|route| route as u32);
     match repeated {
         Some(Repeated::User(user)) => {
-            let user = user as usize;
-            if instance.user_routes.len() <= user {
-                instance.user_routes.resize(user + 1, None);
+            if let Some(Some(cached)) = instance.user_cache.get_mut(user as usize) {
+                cached.route = Some(stored);
             }
-            instance.user_routes[user] = Some(stored);
         }
         Some(Repeated::Own) => instance.own_route = Some(stored),
         None => {}

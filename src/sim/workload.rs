@@ -21,18 +21,16 @@ pub(crate) struct Instance {
     pub headers: Box<[(String, String)]>,
     /// True when headers or path contain `{user}` (open clients with users).
     pub per_user: bool,
-    /// Headers and path already expanded, indexed by user, so a returning
-    /// user costs no allocation. Users from [`USER_CACHE_CAPACITY`] on are
-    /// expanded on every request.
-    pub user_cache: Vec<Option<UserRequest>>,
+    /// Headers and path already expanded, and the route they match,
+    /// indexed by user, so a returning user costs no allocation and no
+    /// route matching. Users from [`USER_CACHE_CAPACITY`] on are expanded
+    /// on every request.
+    pub user_cache: Vec<Option<CachedUser>>,
     /// The route the instance's own headers and path match, once looked
     /// up, and `Some(None)` when no route matches. See [`matched_route`].
     ///
     /// [`matched_route`]: super::proxy::matched_route
     pub own_route: Option<Option<u32>>,
-    /// The same for the requests of each user in `user_cache`, indexed
-    /// alike.
-    pub user_routes: Vec<Option<Option<u32>>>,
     pub source_ip: IpAddr,
     pub rng: Stream,
     /// Draws of the replica (random spread) and worker (per-request
@@ -74,6 +72,15 @@ pub(crate) struct Workload {
 
 /// The headers and path of one user's requests.
 pub(crate) type UserRequest = (Box<[(String, String)]>, Box<str>);
+
+/// A user in an instance's user cache.
+#[derive(Clone, Debug)]
+pub(crate) struct CachedUser {
+    pub request: UserRequest,
+    /// The route the user's requests match, as [`Instance::own_route`]
+    /// has it for the instance's own.
+    pub route: Option<Option<u32>>,
+}
 
 /// Users whose expanded requests one instance keeps.
 const USER_CACHE_CAPACITY: usize = 65_536;
@@ -177,7 +184,6 @@ fn new_instance(
         per_user,
         user_cache: Vec::new(),
         own_route: None,
-        user_routes: Vec::new(),
         source_ip,
         rng: streams.stream(&format!("client/{}", client.name), u64::from(index)),
         routing_rng: streams.stream(&format!("routing/{}", client.name), u64::from(index)),
@@ -370,8 +376,10 @@ impl World<'_> {
                             instance.user_cache.resize(slot + 1, None);
                         }
                         if instance.user_cache[slot].is_none() {
-                            instance.user_cache[slot] =
-                                Some(expand_user(&instance.headers, &instance.path, user));
+                            instance.user_cache[slot] = Some(CachedUser {
+                                request: expand_user(&instance.headers, &instance.path, user),
+                                route: None,
+                            });
                         }
                         CallRequest::User(slot as u32)
                     }
