@@ -72,7 +72,8 @@ impl Call {
 }
 
 impl Workload {
-    /// Counts one more reference to `call`.
+    /// Counts one more reference to `call` and returns it, or `None` when
+    /// the call is gone.
     pub fn retain_call(&mut self, call: Handle) -> Option<&Call> {
         let call = self.calls.get_mut(call)?;
         call.refs += 1;

@@ -46,12 +46,12 @@ pub(crate) struct Request {
     /// Status the fault filter aborts the request with once its delay
     /// ends.
     pub fault_abort: Option<u16>,
-    /// Set once the request reaches the router, which a request answered
-    /// by a filter never does.
+    /// Set once the request reaches the router, which a request that a
+    /// filter replies to never does.
     pub router: Option<RouterState>,
     pub global: GlobalFilterState,
-    /// The response is the backend's 2xx, which carries the call's token
-    /// counts for the response cost of global rate limits.
+    /// True when the response is the backend's 2xx, which carries the
+    /// call's token counts for the response cost of global rate limits.
     pub response_2xx: bool,
 }
 
