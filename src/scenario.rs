@@ -24,7 +24,9 @@ pub use client::{
 pub use expect::{Bound, Expectation, Metric, Scope, StatusMatch, Window};
 pub use rate_limit_mode::RateLimitMode;
 pub use rate_limit_service::{Fault, FaultKind, RateLimitServiceSpec, RedisSpec};
-pub use sweep::{DEFAULT_METRICS, Goal, Parameter, SweepMetric, SweepSpec, expand_range};
+pub use sweep::{
+    DEFAULT_METRICS, Goal, MAX_SEEDS, Parameter, SweepMetric, SweepSpec, expand_range,
+};
 pub use trace::{TraceColumns, TraceRow, parse_trace, read_trace};
 pub use variants::{
     CompareSpec, Variant, is_valid_name as is_valid_variant_name, parse_cli_override,

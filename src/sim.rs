@@ -291,8 +291,9 @@ impl std::fmt::Display for Truncation {
             ),
             Truncation::MaxInFlight(limit) => write!(
                 f,
-                "stopped with {limit} requests in flight (limits.max_in_flight); the system is \
-                 overloaded without bound, or raise the limit in the scenario's `limits:` section"
+                "stopped with more than {limit} requests in flight (limits.max_in_flight); the \
+                 system is overloaded without bound, or raise the limit in the scenario's \
+                 `limits:` section"
             ),
             Truncation::Interrupted(at) => write!(
                 f,

@@ -85,6 +85,12 @@ impl SweepPlan {
             spec.parameters = parameters;
         }
         if let Some(seeds) = seeds {
+            if !(1..=scenario::MAX_SEEDS).contains(&seeds) {
+                return Err(format!(
+                    "--seeds must be from 1 to {}, found {seeds}",
+                    scenario::MAX_SEEDS
+                ));
+            }
             spec.seeds = seeds;
         }
         if !metrics.is_empty() {

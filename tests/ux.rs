@@ -967,3 +967,26 @@ fn closed_stdout_does_not_panic() {
     assert!(output.status.success(), "{message}");
     assert!(out.join("sweep.csv").exists());
 }
+
+#[test]
+fn sweep_seeds_outside_the_range_are_rejected() {
+    for seeds in ["0", "10001"] {
+        let dir = scratch(&format!("sweep-seeds-{seeds}"));
+        let output = trafficsim(&[
+            "sweep",
+            "scenarios/capacity-plan.yaml",
+            "--seeds",
+            seeds,
+            "-q",
+            "--out",
+            dir.to_str().unwrap(),
+        ]);
+        assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+        assert!(
+            stderr(&output).contains(&format!("--seeds must be from 1 to 10000, found {seeds}")),
+            "{}",
+            stderr(&output)
+        );
+        assert!(!dir.join("sweep.csv").exists());
+    }
+}

@@ -3,7 +3,8 @@
 //! translator tests (one mapping with `gateways`, `httpRoutes`, ... lists).
 //!
 //! Each object is handed to the reader for its kind; other kinds become a
-//! note, not an error.
+//! note, not an error, unless the kind looks like a misspelt one of those
+//! simulated.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,7 +12,31 @@ use std::sync::Arc;
 use super::ManifestSet;
 use super::gateway_api::{RouteKind, read_gateway, read_metadata, read_route};
 use super::policy::read_policy;
-use crate::yaml::{Diagnostics, Node, Value};
+use crate::yaml::{Diagnostics, Node, Value, suggest};
+
+/// The kinds the simulation reads.
+const SIMULATED_KINDS: [&str; 4] = ["Gateway", "HTTPRoute", "GRPCRoute", "BackendTrafficPolicy"];
+
+/// Other kinds of Gateway API and Envoy Gateway, skipped with a note even
+/// where their names are close to a simulated kind's (`TCPRoute`).
+const OTHER_GATEWAY_KINDS: [&str; 16] = [
+    "GatewayClass",
+    "TCPRoute",
+    "TLSRoute",
+    "UDPRoute",
+    "ReferenceGrant",
+    "BackendTLSPolicy",
+    "BackendLBPolicy",
+    "ListenerSet",
+    "XListenerSet",
+    "ClientTrafficPolicy",
+    "SecurityPolicy",
+    "EnvoyPatchPolicy",
+    "EnvoyExtensionPolicy",
+    "EnvoyProxy",
+    "Backend",
+    "HTTPRouteFilter",
+];
 
 /// Deepest folder nesting searched for manifest files.
 const MAX_FOLDER_DEPTH: usize = 32;
@@ -157,6 +182,15 @@ fn read_object(
         "Gateway" | "HTTPRoute" | "GRPCRoute" => "gateway.networking.k8s.io",
         "BackendTrafficPolicy" => "gateway.envoyproxy.io",
         _ => {
+            if !OTHER_GATEWAY_KINDS.contains(&kind)
+                && let Some(meant) = suggest(kind, &SIMULATED_KINDS)
+            {
+                diagnostics.error(
+                    kind_node,
+                    format!("unknown kind `{kind}`; did you mean `{meant}`?"),
+                );
+                return;
+            }
             set.notes.push(format!(
                 "{}:{}:{}: skipped {kind} `{}`; only Gateway, HTTPRoute, GRPCRoute and \
                  BackendTrafficPolicy affect the simulation",

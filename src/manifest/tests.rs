@@ -87,6 +87,35 @@ fn other_kinds_become_notes() {
 }
 
 #[test]
+fn misspelt_simulated_kinds_are_errors() {
+    let policy = "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: BackendTrafficPolicies\n\
+                  metadata: {name: p, namespace: default}\nspec: {}\n";
+    let Err(diagnostics) = load(&with(&[GATEWAY, policy])) else {
+        panic!("a misspelt kind loaded");
+    };
+    let message = diagnostics.to_string();
+    assert!(
+        message.contains(
+            "unknown kind `BackendTrafficPolicies`; did you mean `BackendTrafficPolicy`?"
+        ),
+        "{message}"
+    );
+}
+
+#[test]
+fn gateway_api_kinds_near_simulated_ones_become_notes() {
+    let tcp_route = "apiVersion: gateway.networking.k8s.io/v1alpha2\nkind: TCPRoute\n\
+                     metadata: {name: db}\nspec: {}\n";
+    let model = model(&with(&[GATEWAY, tcp_route, ROUTE]));
+    assert_eq!(model.notes.len(), 1);
+    assert!(
+        model.notes[0].contains("skipped TCPRoute `db`"),
+        "{}",
+        model.notes[0]
+    );
+}
+
+#[test]
 fn selector_namespaces_beyond_same_become_notes() {
     let policy = |from: &str| {
         format!(

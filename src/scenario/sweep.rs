@@ -116,6 +116,9 @@ impl Goal {
 }
 
 /// Default metrics when a sweep names none.
+/// Most seeds a sweep runs per point.
+pub const MAX_SEEDS: u32 = 10_000;
+
 pub const DEFAULT_METRICS: [SweepMetric; 5] = [
     SweepMetric::Fraction429,
     SweepMetric::Fraction503,
@@ -199,7 +202,7 @@ pub(super) fn read_sweep(node: &Node, diagnostics: &mut Diagnostics) -> Option<S
         ok = false;
     }
     let seeds = match fields.get("seeds") {
-        Some(n) => super::positive_count(n, "seeds", 10_000, diagnostics)?,
+        Some(n) => super::positive_count(n, "seeds", i64::from(MAX_SEEDS), diagnostics)?,
         None => 1,
     };
     let confidence = match fields.get("confidence") {

@@ -304,7 +304,9 @@ impl Proxies {
     /// Things the user should know before reading the results.
     pub fn startup_notes(&self, scenario: &Scenario) -> Vec<String> {
         let model = &scenario.gateway;
-        let mut notes = Vec::new();
+        // What translating the manifests left out: skipped objects and
+        // fields that are not simulated.
+        let mut notes = model.notes.clone();
         for policy in &model.policies {
             if !policy.accepted {
                 // Only an invalid policy turns its routes into 500s; a
