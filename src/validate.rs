@@ -489,7 +489,12 @@ pub fn render_human(report: &Report) -> String {
         .iter()
         .filter(|p| is_rejected(&p.status))
         .count();
-    let _ = writeln!(
+    let unattached = report
+        .policies
+        .iter()
+        .filter(|p| p.status.reason == manifest::NOT_ATTACHED)
+        .count();
+    let _ = write!(
         out,
         "{} polic{} checked, {invalid} not accepted",
         report.policies.len(),
@@ -499,6 +504,12 @@ pub fn render_human(report: &Report) -> String {
             "ies"
         }
     );
+    // A policy whose targets are in no file read is not rejected, since
+    // they may be in files not given, but it must not pass unseen.
+    if unattached > 0 {
+        let _ = write!(out, ", {unattached} attached to nothing read");
+    }
+    out.push('\n');
     out
 }
 

@@ -515,7 +515,10 @@ fn files() -> Html {
             "summary.json",
             "counts, rates, latency percentiles, spend, Envoy stats",
         ),
-        ("timeseries.csv", "one row per time bucket and client"),
+        (
+            "timeseries.csv",
+            "one row per time bucket and client with any completion or backend request",
+        ),
         (
             "manifest.json",
             "tool version, seed and every resolved parameter",
