@@ -482,13 +482,20 @@ fn diagnostics_failure(path: &Path, diagnostics: &trafficsim::yaml::Diagnostics)
     Failure::Input(None)
 }
 
+/// Writes `text` to standard output. A reader that closed the pipe early,
+/// such as `head`, took what it wanted, so that is not an error.
 fn print_stdout(text: &str) -> Result<(), Failure> {
     let mut stdout = std::io::stdout().lock();
-    stdout
+    match stdout
         .write_all(text.as_bytes())
         .and_then(|()| stdout.flush())
-        .context("failed to write to stdout")?;
-    Ok(())
+    {
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        result => {
+            result.context("failed to write to stdout")?;
+            Ok(())
+        }
+    }
 }
 
 struct RunArgs<'a> {

@@ -699,14 +699,18 @@ pub fn human_summary(scenario: &Scenario, output: &RunOutput, dir: &Path) -> Str
         } else {
             String::new()
         };
+        // Without a completed request there is no latency to show.
+        let latency = if group.latency.is_empty() {
+            String::new()
+        } else {
+            format!("; p50 {:.1} ms, p99 {:.1} ms", latency.p50, latency.p99)
+        };
         let _ = writeln!(
             text,
-            "  {}: {} requests{sent}; {}; p50 {:.1} ms, p99 {:.1} ms; spend ${:.4}",
+            "  {}: {} requests{sent}; {}{latency}; spend ${:.4}",
             group.name,
             group.requests,
             statuses_line(&group.statuses),
-            latency.p50,
-            latency.p99,
             group.spend_usd()
         );
     }

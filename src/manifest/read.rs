@@ -129,13 +129,32 @@ fn read_bundle(
         diagnostics.error(root, "expected a Kubernetes object, found an empty mapping");
         return;
     }
+    let is_bundle_key = |key: &str| {
+        BUNDLE_KEYS
+            .iter()
+            .any(|(bundle_key, _)| bundle_key.eq_ignore_ascii_case(key))
+    };
+    if !entries.iter().any(|(key, _)| is_bundle_key(key)) {
+        // Neither an object nor a bundle: most likely a scenario or some
+        // other file given in place of a manifest.
+        let keys: Vec<&str> = entries
+            .iter()
+            .take(4)
+            .map(|(key, _)| key.as_str())
+            .collect();
+        diagnostics.error(
+            root,
+            format!(
+                "expected a Kubernetes object with `kind`, found a mapping with keys {}",
+                keys.join(", ")
+            ),
+        );
+        return;
+    }
     for (key, value) in entries {
         // Envoy Gateway decodes bundles with Go's JSON rules, which match
         // keys case-insensitively (its own tests write `httproutes`).
-        let known = BUNDLE_KEYS
-            .iter()
-            .any(|(bundle_key, _)| bundle_key.eq_ignore_ascii_case(key));
-        if !known {
+        if !is_bundle_key(key) {
             if !value.is_null() {
                 set.notes.push(format!(
                     "{}:{}:{}: skipped `{key}`; only Gateway, HTTPRoute, GRPCRoute and \

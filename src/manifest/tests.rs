@@ -103,6 +103,19 @@ fn misspelt_simulated_kinds_are_errors() {
 }
 
 #[test]
+fn mappings_without_kind_or_bundle_lists_are_errors() {
+    let scenario = "name: demo\nseed: 1\nduration: 10s\n";
+    let Err(diagnostics) = load(scenario) else {
+        panic!("a scenario loaded as manifests");
+    };
+    let message = diagnostics.to_string();
+    assert!(
+        message.contains("expected a Kubernetes object with `kind`, found a mapping with keys name, seed, duration"),
+        "{message}"
+    );
+}
+
+#[test]
 fn gateway_api_kinds_near_simulated_ones_become_notes() {
     let tcp_route = "apiVersion: gateway.networking.k8s.io/v1alpha2\nkind: TCPRoute\n\
                      metadata: {name: db}\nspec: {}\n";
