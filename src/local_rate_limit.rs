@@ -464,9 +464,9 @@ struct Hit {
 /// The hits of one key's requests, in debiting order.
 #[derive(Clone, Copy, Debug)]
 enum CachedHits {
-    /// The only hit, kept in the entry itself: deciding a request that
-    /// matches one descriptor, the usual case, reads no other table on
-    /// the way to its bucket.
+    /// The only hit, kept in the entry itself, so that deciding a request
+    /// that matches one descriptor (the usual case) reads no other table
+    /// on the way to its bucket.
     One(Hit),
     /// No hit or several: a range of [`HitCache::hits`].
     Range(u32, u32),
@@ -621,8 +621,8 @@ impl LocalLimiter {
     /// The descriptors the first request of a key matched, and where their
     /// per-value buckets were found, are kept for the next, which then
     /// builds no descriptors and looks up no keys unless its bucket was
-    /// evicted since. So `request` builds the request's attributes only
-    /// when they are read.
+    /// evicted since. So the attributes are built, by calling `request`,
+    /// only for a key's first request and after an eviction.
     ///
     /// The cache grows with the keys used and is never pruned: a table
     /// entry for every variant up to the highest one seen of each client,

@@ -483,7 +483,7 @@ fn diagnostics_failure(path: &Path, diagnostics: &trafficsim::yaml::Diagnostics)
 }
 
 /// Writes `text` to standard output. A reader that closed the pipe early,
-/// such as `head`, took what it wanted, so that is not an error.
+/// such as `head`, stopped reading on purpose, so that is not an error.
 fn print_stdout(text: &str) -> Result<(), Failure> {
     let mut stdout = std::io::stdout().lock();
     match stdout

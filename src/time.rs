@@ -94,8 +94,10 @@ impl SimDuration {
     }
 
     pub fn as_secs_f64(self) -> f64 {
-        // Through `i64` where it fits, which converts in one instruction on
-        // x86-64 and gives the same value.
+        // Through `i64` where it fits: the signed conversion is one
+        // instruction on x86-64, the unsigned one several. Both give the
+        // same value, so where this is inlined the compiler may still
+        // choose the unsigned one.
         let nanos = match i64::try_from(self.0) {
             Ok(nanos) => nanos as f64,
             Err(_) => self.0 as f64,

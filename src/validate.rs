@@ -504,8 +504,9 @@ pub fn render_human(report: &Report) -> String {
             "ies"
         }
     );
-    // A policy whose targets are in no file read is not rejected, since
-    // they may be in files not given, but it must not pass unseen.
+    // A policy whose targets are in no file read is not a rejection,
+    // because they may be in files not given. It is counted so that it
+    // does not pass unseen.
     if unattached > 0 {
         let _ = write!(out, ", {unattached} attached to nothing read");
     }

@@ -3,8 +3,8 @@
 //! translator tests (one mapping with `gateways`, `httpRoutes`, ... lists).
 //!
 //! Each object is handed to the reader for its kind; other kinds become a
-//! note, not an error, unless the kind looks like a misspelt one of those
-//! simulated.
+//! note, not an error, unless the kind's name is close to a simulated
+//! kind's, which makes it a likely typo.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -135,8 +135,8 @@ fn read_bundle(
             .any(|(bundle_key, _)| bundle_key.eq_ignore_ascii_case(key))
     };
     if !entries.iter().any(|(key, _)| is_bundle_key(key)) {
-        // Neither an object nor a bundle: most likely a scenario or some
-        // other file given in place of a manifest.
+        // This is neither an object nor a bundle. Most likely it is a
+        // scenario or some other file given in place of a manifest.
         let keys: Vec<&str> = entries
             .iter()
             .take(4)

@@ -116,7 +116,7 @@ impl Goal {
 }
 
 /// Default metrics when a sweep names none.
-/// Most seeds a sweep runs per point.
+/// The largest number of seeds a sweep runs per point.
 pub const MAX_SEEDS: u32 = 10_000;
 
 pub const DEFAULT_METRICS: [SweepMetric; 5] = [

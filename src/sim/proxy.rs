@@ -81,7 +81,8 @@ impl Request {
     }
 }
 
-/// [`Request::route`] of a request not routed (yet).
+/// The value of [`Request::route`] for a request not routed yet, or
+/// matching no route.
 pub(super) const UNROUTED: u32 = u32::MAX;
 
 /// The router's state for one request.
